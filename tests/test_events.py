@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
+from tests.strategies import mutated_events, valid_events
 
 from optin import events, policy
-from tests.strategies import mutated_events, valid_events
 
 POLICY = policy.load(Path(__file__).parent / "data" / "policy.toml")
 SCHEMA = events.json_schema(POLICY)

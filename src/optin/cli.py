@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     pol = sub.add_parser(
-        "policy", help="create, check and describe collection policies",
+        "policy",
+        help="create, check and describe collection policies",
         description="Create, check and describe collection policies (TOML).",
     )
     psub = pol.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
@@ -41,68 +42,95 @@ def _parser() -> argparse.ArgumentParser:
     )
     init.add_argument("target", metavar="MODULE:OBJECT", help="e.g. mytool.cli:main")
     init.add_argument("--app", help="app id (default: derived from the program name)")
-    init.add_argument("--endpoint", default="https://telemetry.example.org",
-                      help="collector URL written into the draft")
+    init.add_argument(
+        "--endpoint",
+        default="https://telemetry.example.org",
+        help="collector URL written into the draft",
+    )
     init.add_argument("-o", "--output", help="write here instead of standard output")
     init.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    check = psub.add_parser("check", help="validate a policy file",
-                            description="Validate a policy file; print every problem, exit 1.")
+    check = psub.add_parser(
+        "check",
+        help="validate a policy file",
+        description="Validate a policy file; print every problem, exit 1.",
+    )
     check.add_argument("file", nargs="+")
     schema = psub.add_parser(
-        "schema", help="print the JSON Schema of the events a policy allows",
+        "schema",
+        help="print the JSON Schema of the events a policy allows",
         description="Print the JSON Schema (draft 2020-12) of one event the policy allows.",
     )
     schema.add_argument("file")
 
     notice = sub.add_parser(
-        "notice", help="render what is collected and why (Markdown)",
+        "notice",
+        help="render what is collected and why (Markdown)",
         description="Render the public notice of a policy: every field collected, why, and what "
         "is never collected.",
     )
     notice.add_argument("file")
 
     serve = sub.add_parser(
-        "serve", help="run the collector",
+        "serve",
+        help="run the collector",
         description="Run the collector: POST /v1/events, health, metrics, policies, dashboard.",
     )
-    serve.add_argument("--db", default=DEFAULT_DB,
-                       help=f"sqlite:///PATH or postgresql://... (default {DEFAULT_DB})")
-    serve.add_argument("--policies", required=True,
-                       help="a policy file, or a directory of *.toml policies")
+    serve.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"sqlite:///PATH or postgresql://... (default {DEFAULT_DB})",
+    )
+    serve.add_argument(
+        "--policies", required=True, help="a policy file, or a directory of *.toml policies"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--trust-proxy", action="store_true",
-                       help="use X-Forwarded-For for rate limiting (only behind your own proxy)")
-    serve.add_argument("--dashboard-token",
-                       help="token for the dashboard (required when not on loopback; "
-                       "or set OPTIN_DASHBOARD_TOKEN)")
+    serve.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        help="use X-Forwarded-For for rate limiting (only behind your own proxy)",
+    )
+    serve.add_argument(
+        "--dashboard-token",
+        help="token for the dashboard (required when not on loopback; "
+        "or set OPTIN_DASHBOARD_TOKEN)",
+    )
 
-    report = sub.add_parser("report", help="print usage figures in the terminal",
-                            description="DAU / MAU, commands, failures, durations, platforms, "
-                            "errors and unused options, from the daily rollups.")
+    report = sub.add_parser(
+        "report",
+        help="print usage figures in the terminal",
+        description="DAU / MAU, commands, failures, durations, platforms, "
+        "errors and unused options, from the daily rollups.",
+    )
     report.add_argument("--db", default=DEFAULT_DB)
     report.add_argument("--app", help="one app (default: every app in the database)")
     report.add_argument("--days", type=int, default=30, help="window in days (default 30)")
     report.add_argument("--policies", help="policy file or directory (to list unused options)")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    purge = sub.add_parser("purge", help="delete raw events past retention",
-                           description="Delete raw events older than each app's retention. "
-                           "Daily rollups are kept.")
+    purge = sub.add_parser(
+        "purge",
+        help="delete raw events past retention",
+        description="Delete raw events older than each app's retention. Daily rollups are kept.",
+    )
     purge.add_argument("--db", default=DEFAULT_DB)
     purge.add_argument("--policies", required=True)
 
-    publish = sub.add_parser("publish", help="write the open-data site",
-                             description="Write a static site with charts and CSV/JSON tables, "
-                             "small counts suppressed.")
+    publish = sub.add_parser(
+        "publish",
+        help="write the open-data site",
+        description="Write a static site with charts and CSV/JSON tables, small counts suppressed.",
+    )
     publish.add_argument("--db", default=DEFAULT_DB)
     publish.add_argument("--policies", required=True)
     publish.add_argument("--out", required=True, help="output directory")
-    publish.add_argument("--min-count", type=int, default=10,
-                         help="suppress any count below this (default 10)")
-    publish.add_argument("--epsilon", type=float,
-                         help="add differential-privacy noise with this epsilon")
+    publish.add_argument(
+        "--min-count", type=int, default=10, help="suppress any count below this (default 10)"
+    )
+    publish.add_argument(
+        "--epsilon", type=float, help="add differential-privacy noise with this epsilon"
+    )
     return parser
 
 
@@ -116,8 +144,10 @@ def _policy_cmd(args: argparse.Namespace) -> int:
                 print(exc, file=sys.stderr)
                 failed += 1
             else:
-                print(f"{path}: ok ({pol.app}, policy version {pol.version}, "
-                      f"{len(pol.commands)} commands)")
+                print(
+                    f"{path}: ok ({pol.app}, policy version {pol.version}, "
+                    f"{len(pol.commands)} commands)"
+                )
         return 1 if failed else 0
     if args.policy_command == "schema":
         from optin.events import json_schema
@@ -171,8 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
-        print(f"optin {args.command}: {exc.name} is not installed; "
-              "install the collector with: pip install 'optin[server]'", file=sys.stderr)
+        print(
+            f"optin {args.command}: {exc.name} is not installed; "
+            "install the collector with: pip install 'optin[server]'",
+            file=sys.stderr,
+        )
         return 1
     raise AssertionError(args.command)
 

@@ -64,8 +64,8 @@ MAX_BATCH_EVENTS = 1000
 _COMMON = ("id", "kind", "time", "app_version", "os", "arch", "python", "ci", "interactive")
 _REQUIRED = {
     "command": frozenset(
-        _COMMON
-        + (
+        (
+            *_COMMON,
             "session",
             "command",
             "options",
@@ -76,8 +76,8 @@ _REQUIRED = {
             "slow",
         )
     ),
-    "event": frozenset(_COMMON + ("session", "name", "properties", "dimensions")),
-    "active": frozenset(_COMMON + ("period",)),
+    "event": frozenset((*_COMMON, "session", "name", "properties", "dimensions")),
+    "active": frozenset((*_COMMON, "period")),
 }
 _OPTIONAL = {
     "command": frozenset(("values", "positionals", "error")),
@@ -184,7 +184,10 @@ def validate_event(policy: Policy, event: object) -> None:
         props = policy.events[name].properties
         allowed = {
             p.name: (
-                _with_other(p.values) if p.type == "enum" else (True, False) if p.type == "bool"
+                _with_other(p.values)
+                if p.type == "enum"
+                else (True, False)
+                if p.type == "bool"
                 else (0, *p.buckets)
             )
             for p in props.values()
@@ -301,9 +304,7 @@ def json_schema(policy: Policy) -> dict[str, Any]:
         "interactive": {"type": "boolean"},
     }
     session = {"type": "string", "pattern": SESSION_RE.pattern}
-    dims = _object(
-        {n: _enum_schema(_with_other(d.values)) for n, d in policy.dimensions.items()}
-    )
+    dims = _object({n: _enum_schema(_with_other(d.values)) for n, d in policy.dimensions.items()})
     variants: list[dict[str, Any]] = [
         _object(
             {**common, "kind": {"const": "active"}, "period": _enum_schema(PERIODS)},

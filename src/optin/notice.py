@@ -90,9 +90,7 @@ def render(policy: Policy) -> str:
                 elif prop.type == "bool":
                     what = "true or false"
                 else:
-                    what = "a bucket: " + ", ".join(
-                        f"≥{b}" for b in (0, *prop.buckets)
-                    )
+                    what = "a bucket: " + ", ".join(f"≥{b}" for b in (0, *prop.buckets))
                 lines.append(f"  - `{pname}`, {what}: {prop.purpose}")
     if policy.errors:
         lines += ["", "## Error categories", ""]

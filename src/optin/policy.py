@@ -83,7 +83,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class Option:
-    """A declared option: captured as present, or with its value when ``values`` is a closed list."""
+    """A declared option: present, or its value when ``values`` is a closed list."""
 
     name: str
     purpose: str
@@ -92,7 +92,7 @@ class Option:
 
 @dataclass(frozen=True)
 class Command:
-    """A command path from the CLI's own tree; ``positional_count`` asks for the count of positionals."""
+    """A command path from the CLI's own tree; ``positional_count`` captures how many."""
 
     path: str
     purpose: str
@@ -124,12 +124,14 @@ class Property:
     buckets: tuple[int, ...] = ()
 
     def coerce(self, value: object) -> str | bool | int:
-        """Map a raw value to what may be recorded: an enum member or ``other``, a bool, a bucket."""
+        """Map a raw value to what may be recorded: enum member or ``other``, bool, bucket."""
         if self.type == "bool":
             return bool(value)
         if self.type == "bucket":
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"property {self.name!r} needs a number, got {type(value).__name__}")
+                raise TypeError(
+                    f"property {self.name!r} needs a number, got {type(value).__name__}"
+                )
             low = 0
             for bound in self.buckets:
                 if value >= bound:
@@ -202,7 +204,9 @@ class _Reader:
         value = data.get(key)
         if value is None:
             if required:
-                self.problem(_join(where, key), "is required: say in a sentence why it is collected")
+                self.problem(
+                    _join(where, key), "is required: say in a sentence why it is collected"
+                )
             return ""
         if not isinstance(value, str) or not value.strip():
             self.problem(_join(where, key), "must be a non-empty string")
@@ -334,8 +338,11 @@ def _settings(data: Mapping[str, Any], r: _Reader) -> Settings:
         if key not in data:
             continue
         value = data[key]
-        if isinstance(value, bool) or not isinstance(value, types) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             r.problem(f"settings.{key}", f"{value!r} must be a positive number")
+            continue
+        if float not in types and not isinstance(value, int):
+            r.problem(f"settings.{key}", f"{value!r} must be a whole number")
             continue
         values[key] = value
     return Settings(**values)
@@ -420,7 +427,9 @@ def _property(name: str, body: Mapping[str, Any], where: str, r: _Reader) -> Pro
         hint = " (free text is never collected)" if kind in ("str", "string", "text") else ""
         r.problem(f"{where}.type", f"{kind!r} is not one of {', '.join(PROPERTY_TYPES)}{hint}")
         return None
-    allowed = {"purpose", "type"} | {"enum": {"values"}, "bucket": {"buckets"}}.get(str(kind), set())
+    allowed = {"purpose", "type"} | {"enum": {"values"}, "bucket": {"buckets"}}.get(
+        str(kind), set()
+    )
     r.keys(body, allowed, where)
     purpose = r.text(body, "purpose", where)
     if kind == "enum":
@@ -471,7 +480,7 @@ def _no_clashes(
     events: Mapping[str, EventDef],
     r: _Reader,
 ) -> None:
-    """Names that would be ambiguous once lower-cased (TOML keys are case-sensitive; people are not)."""
+    """Names ambiguous once lower-cased (TOML keys are case-sensitive; people are not)."""
     for label, names in (
         ("commands", list(commands)),
         ("dimensions", list(dimensions)),
@@ -488,5 +497,7 @@ def _no_clashes(
         for n in cmd.options:
             low = n.lower().replace("_", "-")
             if low in seen:
-                r.problem(f"commands.{path}.options.{n}", f"duplicate name: clashes with {seen[low]!r}")
+                r.problem(
+                    f"commands.{path}.options.{n}", f"duplicate name: clashes with {seen[low]!r}"
+                )
             seen[low] = n
