@@ -106,3 +106,11 @@ def test_batch_keeps_the_valid_events_beside_invalid_ones() -> None:
     result = events.validate_batch(POLICY, [_command(), {"kind": "command"}, _command(os="beos")])
     assert [e["id"] for e in result.valid] == ["0" * 32]
     assert [i for i, _ in result.rejected] == [1, 2]
+
+
+@pytest.mark.parametrize("field", ["id", "session", "app_version", "python"])
+def test_a_trailing_newline_is_refused_by_both(field: str) -> None:
+    event = _command()
+    event[field] = event[field] + "\n"
+    assert not reference_ok(event)
+    assert not SCHEMA_CHECK.is_valid(event)

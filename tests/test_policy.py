@@ -130,3 +130,60 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_an_unreadable_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(policy.PolicyError, match=r"missing\.toml: cannot read the policy"):
         policy.load(tmp_path / "missing.toml")
+
+
+def test_plain_data_round_trips() -> None:
+    p = policy.loads(GOOD, "policy.toml")
+    again = policy.from_data(policy.to_data(p), "policy.toml")
+    assert again == p
+    assert policy.to_data(again) == policy.to_data(p)
+
+
+def test_cached_load_is_the_same_policy_and_notices_edits(tmp_path: Path) -> None:
+    src = tmp_path / "policy.toml"
+    src.write_text(GOOD)
+    cache = tmp_path / "cache.bin"
+    first = policy.load_cached(str(src), str(cache))
+    assert cache.exists()
+    assert policy.load_cached(str(src), str(cache)) == first
+    src.write_text(GOOD.replace("version = 2", "version = 3"))
+    assert policy.load_cached(str(src), str(cache)).version == 3
+    cache.write_bytes(b"\x00garbage")
+    assert policy.load_cached(str(src), str(cache)).version == 3
+
+
+def test_a_bad_policy_is_never_served_from_the_cache(tmp_path: Path) -> None:
+    src = tmp_path / "policy.toml"
+    src.write_text(GOOD)
+    cache = tmp_path / "cache.bin"
+    policy.load_cached(str(src), str(cache))
+    src.write_text(GOOD + "\ncolour = 1\n")
+    with pytest.raises(policy.PolicyError):
+        policy.load_cached(str(src), str(cache))
+
+
+@pytest.mark.parametrize(
+    ("text", "app"),
+    [
+        ('app = "demo-dfx"\nversion = 1\n', "demo-dfx"),
+        ("# comment\napp='demo-dfx'  # trailing\n", "demo-dfx"),
+        ('[commands.x]\napp = "demo-dfx"\n', None),
+        ('app = "Not Valid"\n', None),
+        ('name = "x"\n', None),
+    ],
+)
+def test_peek_app_reads_only_the_simple_form(tmp_path: Path, text: str, app: str | None) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    assert policy.peek_app(str(path)) == app
+
+
+def test_importing_the_policy_module_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, optin.policy, optin.events; print(sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout
+    for heavy in ("'re'", "'tomllib'", "'dataclasses'", "'typing'", "'pathlib'", "'json'"):
+        assert heavy not in loaded, heavy

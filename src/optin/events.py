@@ -25,11 +25,14 @@ exit_code, error?, duration_ms, slow. ``event`` adds session, name, properties, 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any
+from optin.policy import OTHER, UNKNOWN_COMMAND, _pattern
 
-from optin.policy import OTHER, UNKNOWN_COMMAND, Command, Policy
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from optin.policy import Command, Policy
 
 __all__ = [
     "ARCHES",
@@ -49,10 +52,12 @@ ARCHES = ("x86_64", "arm64", "x86", "arm", "other")
 OUTCOMES = ("success", "failure", "usage_error", "interrupted")
 PERIODS = ("day", "month")
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-SESSION_RE = re.compile(r"^[0-9a-f]{16}$")
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
-PYTHON_RE = re.compile(r"^3\.[0-9]{1,2}$")
+# Python's ``$`` also matches before a final newline; ``(?!\n)`` makes these patterns mean the
+# same in Python and in the ECMA dialect of JSON Schema (where ``$`` is the end of the string).
+ID_RE = r"^[0-9a-f]{32}$(?!\n)"
+SESSION_RE = r"^[0-9a-f]{16}$(?!\n)"
+VERSION_RE = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$(?!\n)"
+PYTHON_RE = r"^3\.[0-9]{1,2}$(?!\n)"
 
 #: 2020-01-01 and 2100-01-01: any hour outside is not a real event time.
 TIME_MIN = 1_577_836_800
@@ -107,8 +112,8 @@ def _enum(field: str, value: object, allowed: Any) -> None:
         raise Invalid(f"field {field!r}: {_show(value)} is not one of {shown}")
 
 
-def _match(field: str, value: object, pattern: re.Pattern[str], what: str) -> None:
-    if not isinstance(value, str) or not pattern.match(value):
+def _match(field: str, value: object, pattern: str, what: str) -> None:
+    if not isinstance(value, str) or not _pattern(pattern).match(value):
         raise Invalid(f"field {field!r}: {_show(value)} is not {what}")
 
 
@@ -289,21 +294,21 @@ def _object(props: Mapping[str, Any], required: Any = ()) -> dict[str, Any]:
 def json_schema(policy: Policy) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one event this policy allows."""
     common: dict[str, Any] = {
-        "id": {"type": "string", "pattern": ID_RE.pattern},
+        "id": {"type": "string", "pattern": ID_RE},
         "time": {
             "type": "integer",
             "minimum": TIME_MIN,
             "maximum": TIME_MAX,
             "multipleOf": 3600,
         },
-        "app_version": {"type": "string", "pattern": VERSION_RE.pattern},
+        "app_version": {"type": "string", "pattern": VERSION_RE},
         "os": _enum_schema(OSES),
         "arch": _enum_schema(ARCHES),
-        "python": {"type": "string", "pattern": PYTHON_RE.pattern},
+        "python": {"type": "string", "pattern": PYTHON_RE},
         "ci": {"type": "boolean"},
         "interactive": {"type": "boolean"},
     }
-    session = {"type": "string", "pattern": SESSION_RE.pattern}
+    session = {"type": "string", "pattern": SESSION_RE}
     dims = _object({n: _enum_schema(_with_other(d.values)) for n, d in policy.dimensions.items()})
     variants: list[dict[str, Any]] = [
         _object(
