@@ -1,0 +1,1 @@
+"""Analytics over the daily rollups: pure rollup deltas, queries, and ``optin report``."""

@@ -1,0 +1,217 @@
+"""Events to rollup deltas: the pure half of ingestion, shared by both storage back-ends.
+
+A rollup is a count keyed by ``(day, metric, subject, key)`` inside one app. ``day`` is the UTC
+day number (``time // 86400``); ``metric`` says what is counted; ``subject`` is the command path,
+the custom event name or the active period; ``key`` holds the remaining parts joined by ``|``
+(no value the policy allows can contain ``|``: names, versions, closed-list values and error
+categories all exclude it). Counts only ever add up, so deltas from any split of the events into
+batches sum to the deltas of all of them at once: that is what the recomputation test checks.
+
+Metrics (``subject`` / ``key``)::
+
+    outcome   command / outcome                       usage, failure rate, error-rate spikes
+    slow      command / ""                            commands over the policy's slow threshold
+    duration  command / histogram bucket              p50 / p95 (see :func:`duration_bucket`)
+    error     command / error category
+    option    command / option name                   option usage (and options never used)
+    value     command / option|value
+    dimension command / dimension|value|outcome
+    release   app_version / outcome                   failure rate per release
+    platform  kind / app_version|os|arch|python|ci|interactive
+              (kind is command, event, active:day or active:month)
+    event     event name / ""                         custom event counts
+    property  event name / property|value
+    active    day or month / ""                       DAU = day pings of a day, MAU = month
+                                                      pings of a month
+    struggle  command / failed or recovered           see below
+
+Struggle needs per-session state, which no count can hold: a command *struggles* in a session on
+a day when it fails (``failure`` or ``usage_error``) and then succeeds. Times are hours, so "then"
+means a success in the same hour as the first failure or later. The storage keeps one small row
+per (app, day, session, command) with the first failing hour and the last successful hour; it is
+purged with the raw events. The ``struggle`` counts move when that state flips: ``failed`` the first
+time a session-command-day fails, ``recovered`` the first time it has a success at or after its
+first failure. Both flips are monotonic (a minimum only falls, a maximum only rises), so the result
+does not depend on the order in which events arrive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "BUCKETS_PER_OCTAVE",
+    "FAILING",
+    "METRICS",
+    "Key",
+    "SessionKey",
+    "SessionState",
+    "bucket_bounds",
+    "bucket_midpoint",
+    "deltas",
+    "duration_bucket",
+    "merge_session",
+    "session_states",
+    "struggle_deltas",
+]
+
+#: (day, metric, subject, key)
+Key = tuple[int, str, str, str]
+#: (day, session, command)
+SessionKey = tuple[int, str, str]
+#: (first failing hour or None, last successful hour or None), hours as Unix seconds
+SessionState = tuple[int | None, int | None]
+
+FAILING = frozenset(("failure", "usage_error"))
+METRICS = (
+    "outcome",
+    "slow",
+    "duration",
+    "error",
+    "option",
+    "value",
+    "dimension",
+    "release",
+    "platform",
+    "event",
+    "property",
+    "active",
+    "struggle",
+)
+
+#: Duration histogram resolution: bucket edges at 2**(i/4) ms, so each bucket is ~19 % wide and
+#: a percentile read from the histogram is within ~10 % of the true one, for any mix of days.
+BUCKETS_PER_OCTAVE = 4
+
+
+def duration_bucket(ms: int) -> int:
+    """Bucket 0 holds 0 ms; bucket ``b >= 1`` holds ``[2**((b-1)/4), 2**(b/4))`` ms."""
+    if ms < 1:
+        return 0
+    return 1 + int(math.log2(ms) * BUCKETS_PER_OCTAVE)
+
+
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    """The ``[low, high)`` milliseconds a bucket covers."""
+    if bucket <= 0:
+        return (0.0, 1.0)
+    return (2 ** ((bucket - 1) / BUCKETS_PER_OCTAVE), 2 ** (bucket / BUCKETS_PER_OCTAVE))
+
+
+def bucket_midpoint(bucket: int) -> float:
+    """The value a percentile falling in this bucket is reported as (geometric middle)."""
+    if bucket <= 0:
+        return 0.0
+    low, high = bucket_bounds(bucket)
+    return math.sqrt(low * high)
+
+
+def _text(value: object) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
+    """The rollup counts these (new, validated) events add; struggle is separate."""
+    out: Counter[Key] = Counter()
+    for ev in events:
+        day = int(ev["time"]) // 86400
+        kind = ev["kind"]
+        version = ev["app_version"]
+        platform = (
+            f"{version}|{ev['os']}|{ev['arch']}|{ev['python']}|"
+            f"{int(ev['ci'])}|{int(ev['interactive'])}"
+        )
+        if kind == "command":
+            cmd = ev["command"]
+            outcome = ev["outcome"]
+            out[(day, "outcome", cmd, outcome)] += 1
+            out[(day, "release", version, outcome)] += 1
+            out[(day, "platform", "command", platform)] += 1
+            out[(day, "duration", cmd, str(duration_bucket(int(ev["duration_ms"]))))] += 1
+            if ev["slow"]:
+                out[(day, "slow", cmd, "")] += 1
+            error = ev.get("error")
+            if error is not None:
+                out[(day, "error", cmd, error)] += 1
+            for option in ev["options"]:
+                out[(day, "option", cmd, option)] += 1
+            for option, value in ev.get("values", {}).items():
+                out[(day, "value", cmd, f"{option}|{value}")] += 1
+            for dim, value in ev["dimensions"].items():
+                out[(day, "dimension", cmd, f"{dim}|{value}|{outcome}")] += 1
+        elif kind == "event":
+            name = ev["name"]
+            out[(day, "event", name, "")] += 1
+            out[(day, "platform", "event", platform)] += 1
+            for prop, value in ev["properties"].items():
+                out[(day, "property", name, f"{prop}|{_text(value)}")] += 1
+            for dim, value in ev["dimensions"].items():
+                out[(day, "dimension", f"event:{name}", f"{dim}|{value}|")] += 1
+        else:
+            period = ev["period"]
+            out[(day, "active", period, "")] += 1
+            out[(day, "platform", f"active:{period}", platform)] += 1
+    return out
+
+
+def session_states(events: Iterable[Mapping[str, Any]]) -> dict[SessionKey, SessionState]:
+    """Per (day, session, command): the first failing hour and the last successful hour."""
+    states: dict[SessionKey, SessionState] = {}
+    for ev in events:
+        if ev["kind"] != "command":
+            continue
+        outcome = ev["outcome"]
+        failing = outcome in FAILING
+        if not failing and outcome != "success":
+            continue
+        time = int(ev["time"])
+        key = (time // 86400, ev["session"], ev["command"])
+        fail, ok = states.get(key, (None, None))
+        if failing:
+            fail = time if fail is None else min(fail, time)
+        else:
+            ok = time if ok is None else max(ok, time)
+        states[key] = (fail, ok)
+    return states
+
+
+def _struggled(state: SessionState) -> bool:
+    fail, ok = state
+    return fail is not None and ok is not None and fail <= ok
+
+
+def merge_session(old: SessionState | None, new: SessionState) -> tuple[SessionState, int, int]:
+    """Merge a batch's state into the stored one: ``(merged, newly_failed, newly_recovered)``."""
+    before = old or (None, None)
+    fails = [t for t in (before[0], new[0]) if t is not None]
+    oks = [t for t in (before[1], new[1]) if t is not None]
+    merged: SessionState = (min(fails) if fails else None, max(oks) if oks else None)
+    newly_failed = int(before[0] is None and merged[0] is not None)
+    newly_recovered = int(not _struggled(before) and _struggled(merged))
+    return merged, newly_failed, newly_recovered
+
+
+def struggle_deltas(
+    old: Mapping[SessionKey, SessionState], new: Mapping[SessionKey, SessionState]
+) -> tuple[dict[SessionKey, SessionState], Counter[Key]]:
+    """The merged states to write back, and the ``struggle`` rollup counts that moved."""
+    merged: dict[SessionKey, SessionState] = {}
+    out: Counter[Key] = Counter()
+    for key, state in new.items():
+        result, failed, recovered = merge_session(old.get(key), state)
+        merged[key] = result
+        day, _session, command = key
+        if failed:
+            out[(day, "struggle", command, "failed")] += 1
+        if recovered:
+            out[(day, "struggle", command, "recovered")] += 1
+    return merged, out

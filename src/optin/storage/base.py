@@ -1,0 +1,182 @@
+"""The storage interface the collector and the analytics talk to, and what both back-ends share.
+
+Exceptions::
+
+    StorageError              anything the storage could not do (a bug or a broken database)
+     ├── StorageUnavailable   locked beyond a short wait, server down: retry later (HTTP 503)
+     └── StorageFull          the disk is full (HTTP 507)
+
+What a back-end stores (and nothing else): raw events with their content hash, the daily
+rollups, a small per-session state for struggle, and per app the purge horizon. No column or
+table records which events arrived together, in what order, or from where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "Prepared",
+    "RollupRow",
+    "Storage",
+    "StorageError",
+    "StorageFull",
+    "StorageUnavailable",
+    "StoreResult",
+    "prepare",
+]
+
+
+class StorageError(Exception):
+    """The storage failed; the message says what and how to fix it."""
+
+
+class StorageUnavailable(StorageError):
+    """Temporarily unusable (locked, server down, pool exhausted): the client should retry."""
+
+    retry_after = 5
+
+
+class StorageFull(StorageError):
+    """No space left for the database: nothing was written."""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What ``store`` did with a batch: every event is exactly one of the three."""
+
+    accepted: int
+    duplicates: int
+    conflicts: int
+
+
+#: (day, subject, key, n) -- ``day`` is None when summed over the days.
+RollupRow = tuple[int | None, str, str, int]
+
+_INT_FIELDS = ("time", "exit_code", "duration_ms", "positionals")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An event ready to be written: its binary id, canonical body and content hash."""
+
+    id: bytes
+    hash: bytes
+    body: bytes
+    event: Mapping[str, Any]
+
+
+def _canonical(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Integral floats become ints, so ``3600.0`` and ``3600`` are the same content."""
+    ev = dict(event)
+    for name in _INT_FIELDS:
+        value = ev.get(name)
+        if type(value) is float:
+            ev[name] = int(value)
+    props = ev.get("properties")
+    if props and any(type(v) is float for v in props.values()):
+        ev["properties"] = {k: int(v) if type(v) is float else v for k, v in props.items()}
+    return ev
+
+
+def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepared], int, int]:
+    """Canonicalise a batch and drop repeats inside it (the first copy of an id wins).
+
+    Returns the distinct events and how many in-batch repeats were duplicates and conflicts.
+    """
+    seen: dict[bytes, bytes] = {}
+    out: list[Prepared] = []
+    duplicates = conflicts = 0
+    dumps, opt = orjson.dumps, orjson.OPT_SORT_KEYS
+    blake = hashlib.blake2b
+    prefix = app.encode() + b"\0"
+    for raw in events:
+        ev = _canonical(raw)
+        body = dumps(ev, option=opt)
+        digest = blake(prefix + body, digest_size=8).digest()
+        ident = bytes.fromhex(ev["id"])
+        previous = seen.get(ident)
+        if previous is not None:
+            if previous == digest:
+                duplicates += 1
+            else:
+                conflicts += 1
+            continue
+        seen[ident] = digest
+        out.append(Prepared(ident, digest, body, ev))
+    return out, duplicates, conflicts
+
+
+class Storage(ABC):
+    """One database: raw events, rollups and their schema. Safe to call from several threads."""
+
+    url: str
+
+    @abstractmethod
+    def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        """Write validated events and their rollups in one transaction, committed on return.
+
+        A repeated id is a duplicate; the same id with other content is a conflict (the first
+        write wins). Events older than the app's purge horizon count as duplicates: their raw
+        copy may have been counted and purged already, so they are never counted twice.
+        """
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the database answers."""
+
+    @abstractmethod
+    def purge(self, app: str, before: int) -> int:
+        """Delete the app's raw events (and session state) older than ``before`` (Unix seconds).
+
+        Rollups are kept. Returns the number of raw events removed.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the object is unusable afterwards."""
+
+    # --- what analytics reads -----------------------------------------------------------------
+
+    @abstractmethod
+    def apps(self) -> list[str]:
+        """Every app with rollups, sorted."""
+
+    @abstractmethod
+    def rollup(
+        self, app: str, metric: str, first_day: int, last_day: int, by_day: bool = False
+    ) -> list[RollupRow]:
+        """Summed counts of one metric over ``first_day..last_day`` (inclusive, UTC day numbers).
+
+        Grouped by (subject, key), and by day too when ``by_day``.
+        """
+
+    @abstractmethod
+    def last_day(self, app: str) -> int | None:
+        """The latest day with any rollup for the app (the report's default end)."""
+
+    @abstractmethod
+    def raw_events(self, app: str) -> list[dict[str, Any]]:
+        """Every raw event still kept for the app (tests and recomputation; not for hot paths)."""
+
+    @abstractmethod
+    def horizon(self, app: str) -> int:
+        """The app's purge horizon: events before it are gone (0 if never purged)."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def loads_body(body: bytes | str) -> dict[str, Any]:
+    """Decode a stored body."""
+    value: dict[str, Any] = orjson.loads(body)
+    return value

@@ -1,0 +1,180 @@
+"""Versioned schema migrations: named functions, applied in order, recorded in a table.
+
+Each back-end has its own list (SQLite and PostgreSQL differ in types and partitioning). A
+migration runs once: its name goes into ``optin_migrations`` in the same transaction as its
+changes. Adding a migration means appending a function; never edit or reorder applied ones.
+
+Concurrency: on SQLite the whole run holds the write lock (``BEGIN IMMEDIATE``); on PostgreSQL
+it holds a session advisory lock, so collector processes starting together against one database
+apply each migration exactly once and the others wait, then find nothing to do.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["PG_LOCK_KEY", "POSTGRES", "SQLITE", "apply_postgres", "apply_sqlite"]
+
+#: The advisory lock key migrations take on PostgreSQL ("optin" + 1).
+PG_LOCK_KEY = 0x6F7074696E01
+
+_TABLE = "CREATE TABLE IF NOT EXISTS optin_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+
+def sqlite_0001_initial(db: sqlite3.Connection) -> None:
+    """Raw events (rowid order is append-only, the id index catches repeats), rollups, state."""
+    for statement in _SQLITE_0001:
+        db.execute(statement)
+
+
+_SQLITE_0001 = [
+    s.strip()
+    for s in """
+        CREATE TABLE events (
+            id BLOB NOT NULL UNIQUE,
+            app TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            outcome TEXT,
+            duration_ms INTEGER,
+            hash BLOB NOT NULL,
+            body BLOB NOT NULL
+        );
+        CREATE INDEX events_app_time ON events (app, time);
+        CREATE TABLE rollups (
+            app TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            key TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (app, metric, day, subject, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE sessions (
+            app TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            session TEXT NOT NULL,
+            command TEXT NOT NULL,
+            fail_min INTEGER,
+            ok_max INTEGER,
+            PRIMARY KEY (app, day, session, command)
+        ) WITHOUT ROWID;
+        CREATE TABLE horizons (app TEXT PRIMARY KEY, before INTEGER NOT NULL)
+        """.split(";")  # noqa: SIM905 -- the schema reads better as SQL
+]
+
+
+SQLITE: list[Callable[[sqlite3.Connection], None]] = [sqlite_0001_initial]
+
+
+def apply_sqlite(db: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_TABLE)
+        done = {row[0] for row in db.execute("SELECT name FROM optin_migrations")}
+        applied = []
+        for migration in SQLITE:
+            if migration.__name__ in done:
+                continue
+            migration(db)
+            db.execute(
+                "INSERT INTO optin_migrations VALUES (?, ?)", (migration.__name__, time.time())
+            )
+            applied.append(migration.__name__)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return applied
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def postgres_0001_initial(cur: Any) -> None:
+    """Raw events partitioned by month of ``day`` (expiry drops partitions), rollups, state.
+
+    A primary key on a partitioned table must contain the partition key, hence ``(id, day)``:
+    a retry has the same hour, so it lands on the same key. An id reused with another time is
+    found by the look-up ``store`` does before inserting.
+    """
+    cur.execute(
+        """
+        CREATE TABLE events (
+            id bytea NOT NULL,
+            app text NOT NULL,
+            day integer NOT NULL,
+            time bigint NOT NULL,
+            kind text NOT NULL,
+            subject text NOT NULL,
+            outcome text,
+            duration_ms integer,
+            hash bytea NOT NULL,
+            body text NOT NULL,
+            PRIMARY KEY (id, day)
+        ) PARTITION BY RANGE (day)
+        """
+    )
+    cur.execute("CREATE INDEX events_app_day ON events (app, day)")
+    cur.execute(
+        """
+        CREATE TABLE rollups (
+            app text NOT NULL,
+            metric text NOT NULL,
+            day integer NOT NULL,
+            subject text NOT NULL,
+            key text NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (app, metric, day, subject, key)
+        )
+        """
+    )
+    cur.execute(
+        """
+        CREATE TABLE sessions (
+            app text NOT NULL,
+            day integer NOT NULL,
+            session text NOT NULL,
+            command text NOT NULL,
+            fail_min bigint,
+            ok_max bigint,
+            newly_failed smallint NOT NULL DEFAULT 0,
+            newly_recovered smallint NOT NULL DEFAULT 0,
+            PRIMARY KEY (app, day, session, command)
+        )
+        """
+    )
+    cur.execute("CREATE TABLE horizons (app text PRIMARY KEY, before bigint NOT NULL)")
+
+
+POSTGRES: list[Callable[[Any], None]] = [postgres_0001_initial]
+
+
+def apply_postgres(conn: Any) -> list[str]:
+    """Apply pending migrations under the advisory lock; ``conn`` is a psycopg connection."""
+    applied: list[str] = []
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", (PG_LOCK_KEY,))
+    try:
+        conn.execute(_TABLE.replace("REAL", "double precision"))
+        done = {row[0] for row in conn.execute("SELECT name FROM optin_migrations")}
+        for migration in POSTGRES:
+            if migration.__name__ in done:
+                continue
+            with conn.transaction(), conn.cursor() as cur:
+                migration(cur)
+                cur.execute(
+                    "INSERT INTO optin_migrations VALUES (%s, %s)",
+                    (migration.__name__, time.time()),
+                )
+            applied.append(migration.__name__)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (PG_LOCK_KEY,))
+    return applied

@@ -1,0 +1,284 @@
+"""SQLite back-end: one file, WAL, one writer per process, a short busy timeout.
+
+Every ``store`` is one ``BEGIN IMMEDIATE`` transaction: look up which ids exist, insert the new
+events with one ``executemany``, then upsert the batch's rollup deltas (aggregated in memory, so
+a batch of 100 events touches a few dozen rollup rows) and its session states. Holding the write
+lock from the start makes the look-up and the insert atomic, also across collector processes.
+
+A lock held by someone else longer than ``busy_timeout_ms`` (default 500) raises
+:class:`StorageUnavailable` so the collector answers 503 instead of queueing requests.
+
+URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; query parameters
+``busy_timeout_ms`` and ``synchronous`` (``normal``, the default: a committed batch survives the
+collector being killed; ``full`` also survives power loss, at one fsync per batch).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from optin.analytics.rollups import SessionKey, SessionState, deltas, session_states
+from optin.analytics.rollups import struggle_deltas as _struggle
+from optin.storage.base import (
+    RollupRow,
+    Storage,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StoreResult,
+    loads_body,
+    prepare,
+)
+from optin.storage.migrations import apply_sqlite
+
+__all__ = ["SQLiteStorage", "path_from_url"]
+
+_CHUNK = 500
+_UPSERT = (
+    "INSERT INTO rollups (app, metric, day, subject, key, n) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (app, metric, day, subject, key) DO UPDATE SET n = n + excluded.n"
+)
+_INSERT = (
+    "INSERT INTO events (id, app, time, kind, subject, outcome, duration_ms, hash, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///a.db`` -> ``a.db``; ``sqlite:////tmp/a.db`` -> ``/tmp/a.db``."""
+    if not url.startswith("sqlite:///"):
+        raise StorageError(f"{url!r} is not a SQLite URL: use sqlite:///relative or sqlite:////abs")
+    path = urlsplit(url).path[1:]
+    if not path:
+        raise StorageError(f"{url!r} names no file: use sqlite:///optin.db")
+    return path
+
+
+def _subject(ev: Mapping[str, Any]) -> str:
+    kind = ev["kind"]
+    if kind == "command":
+        return str(ev["command"])
+    if kind == "event":
+        return str(ev["name"])
+    return str(ev["period"])
+
+
+class SQLiteStorage(Storage):
+    """Storage in one SQLite file (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        params = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        self.busy_timeout = int(params.get("busy_timeout_ms", "500")) / 1000
+        synchronous = params.get("synchronous", "normal").upper()
+        if synchronous not in ("NORMAL", "FULL", "OFF"):
+            raise StorageError(f"synchronous={synchronous.lower()}: use normal or full")
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        with self._errors("opening"):
+            self._db = self._connect()
+            self._db.execute(f"PRAGMA synchronous = {synchronous}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and self.path != ":memory:":
+                raise StorageError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            apply_sqlite(self._db)
+            self._reader = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA cache_size = -32768")
+        return db
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise StorageUnavailable(
+                    f"{self.path} is locked by another process (waited {self.busy_timeout:g} s "
+                    f"while {doing}); retry shortly"
+                ) from exc
+            if code == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"{self.path}: the disk is full ({doing}): free space") from exc
+            if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR):
+                raise StorageUnavailable(f"{self.path}: {exc} ({doing})") from exc
+            raise StorageError(f"{self.path}: {exc} ({doing})") from exc
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        prepared, duplicates, conflicts = prepare(app, events)
+        if not prepared:
+            return StoreResult(0, duplicates, conflicts)
+        with self._write_lock, self._errors("storing events"):
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT before FROM horizons WHERE app = ?", (app,)).fetchone()
+                horizon = row[0] if row else 0
+                existing = self._existing([p.id for p in prepared])
+                new = []
+                for p in prepared:
+                    known = existing.get(p.id)
+                    if known is None:
+                        if p.event["time"] >= horizon:
+                            new.append(p)
+                        else:
+                            duplicates += 1
+                    elif known == p.hash:
+                        duplicates += 1
+                    else:
+                        conflicts += 1
+                db.executemany(
+                    _INSERT,
+                    [
+                        (
+                            p.id,
+                            app,
+                            p.event["time"],
+                            p.event["kind"],
+                            _subject(p.event),
+                            p.event.get("outcome"),
+                            p.event.get("duration_ms"),
+                            p.hash,
+                            p.body,
+                        )
+                        for p in new
+                    ],
+                )
+                fresh = [p.event for p in new]
+                counts = deltas(fresh)
+                states = session_states(fresh)
+                if states:
+                    merged, moved = _struggle(self._sessions(app, states), states)
+                    counts.update(moved)
+                    db.executemany(
+                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                        [(app, *key, *state) for key, state in merged.items()],
+                    )
+                db.executemany(
+                    _UPSERT,
+                    [
+                        (app, metric, day, subject, key, n)
+                        for (day, metric, subject, key), n in counts.items()
+                    ],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return StoreResult(len(new), duplicates, conflicts)
+
+    def _existing(self, ids: list[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(f"SELECT id, hash FROM events WHERE id IN ({marks})", chunk)
+            )
+        return found
+
+    def _sessions(
+        self, app: str, keys: Mapping[SessionKey, SessionState]
+    ) -> dict[SessionKey, SessionState]:
+        found: dict[SessionKey, SessionState] = {}
+        flat = list(keys)
+        for start in range(0, len(flat), _CHUNK // 3):
+            chunk = flat[start : start + _CHUNK // 3]
+            values = ",".join(["(?, ?, ?)"] * len(chunk))
+            args: list[Any] = [app]
+            for key in chunk:
+                args.extend(key)
+            for day, session, command, fail, ok in self._db.execute(
+                "SELECT day, session, command, fail_min, ok_max FROM sessions "
+                f"WHERE app = ? AND (day, session, command) IN (VALUES {values})",
+                args,
+            ):
+                found[(day, session, command)] = (fail, ok)
+        return found
+
+    def purge(self, app: str, before: int) -> int:
+        with self._write_lock, self._errors("purging"):
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = db.execute(
+                    "DELETE FROM events WHERE app = ? AND time < ?", (app, before)
+                ).rowcount
+                db.execute("DELETE FROM sessions WHERE app = ? AND day < ?", (app, before // 86400))
+                db.execute(
+                    "INSERT INTO horizons VALUES (?, ?) ON CONFLICT (app) "
+                    "DO UPDATE SET before = max(before, excluded.before)",
+                    (app, before),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return int(removed)
+
+    def ping(self) -> None:
+        with self._read_lock, self._errors("checking the database"):
+            self._reader.execute("SELECT 1 FROM optin_migrations LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            self._db.close()
+            self._reader.close()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._read_lock, self._errors("reading"):
+            return self._reader.execute(sql, args).fetchall()
+
+    def apps(self) -> list[str]:
+        # A skip-scan over the primary key: one probe per app, not a scan of every rollup.
+        apps: list[str] = []
+        row = self._read("SELECT min(app) FROM rollups")
+        while row and row[0][0] is not None:
+            apps.append(row[0][0])
+            row = self._read("SELECT min(app) FROM rollups WHERE app > ?", (apps[-1],))
+        return apps
+
+    def rollup(
+        self, app: str, metric: str, first_day: int, last_day: int, by_day: bool = False
+    ) -> list[RollupRow]:
+        if by_day:
+            sql = (
+                "SELECT day, subject, key, sum(n) FROM rollups WHERE app = ? AND metric = ? "
+                "AND day BETWEEN ? AND ? GROUP BY day, subject, key"
+            )
+        else:
+            sql = (
+                "SELECT NULL, subject, key, sum(n) FROM rollups WHERE app = ? AND metric = ? "
+                "AND day BETWEEN ? AND ? GROUP BY subject, key"
+            )
+        return [tuple(r) for r in self._read(sql, (app, metric, first_day, last_day))]
+
+    def last_day(self, app: str) -> int | None:
+        rows = self._read(
+            "SELECT max(day) FROM rollups WHERE app = ? AND metric = 'platform'", (app,)
+        )
+        return rows[0][0] if rows else None
+
+    def raw_events(self, app: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT body FROM events WHERE app = ? ORDER BY time, id", (app,))
+        return [loads_body(r[0]) for r in rows]
+
+    def horizon(self, app: str) -> int:
+        rows = self._read("SELECT before FROM horizons WHERE app = ?", (app,))
+        return int(rows[0][0]) if rows else 0
