@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         help="use X-Forwarded-For for rate limiting (only behind your own proxy)",
     )
     serve.add_argument(
+        "--rate-limit",
+        type=float,
+        default=600.0,
+        metavar="N",
+        help="requests per minute per source (a burst of N is allowed; 0 turns it off)",
+    )
+    serve.add_argument(
         "--dashboard-token",
         help="token for the dashboard (required when not on loopback; "
         "or set OPTIN_DASHBOARD_TOKEN)",

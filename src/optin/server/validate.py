@@ -1,0 +1,272 @@
+"""A fast validator compiled from a policy, with the verdicts of `events.validate_event`.
+
+The reference validator rebuilds its lookup tables for every event and raises to say no; at
+100,000 events a second that is most of the budget. :func:`compile_policy` builds the tables once
+and returns a closure that answers ``True`` / ``False``. The reason for a refused event is then
+asked of the reference validator, so the messages a client sees are the reference's own, word for
+word; only the (rare) refusals pay for it. ``tests/server/test_validate.py`` holds the verdicts of
+the two equal on generated events.
+
+The closure also turns integral floats (``3600.0``) into ints in the fields that are integers, so
+storage never sees a float where the schema says integer (the reference accepts both).
+
+On top of the reference rules the collector checks the time window (:func:`window_reason`): an
+event more than two hours in the future, or older than the app's retention, is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from optin.events import (
+    ARCHES,
+    ID_RE,
+    KINDS,
+    MAX_DURATION_MS,
+    MAX_POSITIONALS,
+    OSES,
+    OUTCOMES,
+    PERIODS,
+    PYTHON_RE,
+    SESSION_RE,
+    TIME_MAX,
+    TIME_MIN,
+    VERSION_RE,
+    Invalid,
+    validate_event,
+)
+from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
+
+__all__ = [
+    "FUTURE_SLACK",
+    "Checker",
+    "compile_policy",
+    "reason_label",
+    "reason_of",
+    "window_reason",
+]
+
+#: A client's clock may run this far ahead (seconds) before its events are refused.
+FUTURE_SLACK = 2 * 3600
+
+Checker = Callable[[Any], bool]
+
+_COMMON = frozenset(
+    ("id", "kind", "time", "app_version", "os", "arch", "python", "ci", "interactive")
+)
+_KEYS = {
+    "command": (
+        _COMMON
+        | {"session", "command", "options", "dimensions", "outcome", "exit_code"}
+        | {"duration_ms", "slow"},
+        frozenset(("values", "positionals", "error")),
+    ),
+    "event": (_COMMON | {"session", "name", "properties", "dimensions"}, frozenset()),
+    "active": (_COMMON | {"period"}, frozenset()),
+}
+
+
+def _with_other(values: tuple[str, ...] | None) -> frozenset[str]:
+    return frozenset((*(values or ()), OTHER))
+
+
+def compile_policy(policy: Policy) -> Checker:
+    """Return ``check(event) -> bool``: does the reference validator accept ``event``?"""
+    id_ok = re.compile(ID_RE).match
+    session_ok = re.compile(SESSION_RE).match
+    version_ok = re.compile(VERSION_RE).match
+    python_ok = re.compile(PYTHON_RE).match
+    oses, arches = frozenset(OSES), frozenset(ARCHES)
+    outcomes, periods, kinds = frozenset(OUTCOMES), frozenset(PERIODS), frozenset(KINDS)
+    required = {kind: req for kind, (req, _) in _KEYS.items()}
+    allowed = {kind: req | opt for kind, (req, opt) in _KEYS.items()}
+    dims = {name: _with_other(d.values) for name, d in policy.dimensions.items()}
+    errors = _with_other(tuple(policy.errors))
+    # name -> {property: (type, allowed values)}
+    events: dict[str, dict[str, tuple[str, frozenset[Any]]]] = {}
+    for name, edef in policy.events.items():
+        events[name] = {}
+        for p in edef.properties.values():
+            if p.type == "enum":
+                events[name][p.name] = ("enum", _with_other(p.values))
+            elif p.type == "bool":
+                events[name][p.name] = ("bool", frozenset())
+            else:
+                events[name][p.name] = ("bucket", frozenset((0, *p.buckets)))
+    # path -> (declared options, {option: allowed values}, positional count captured)
+    commands: dict[str, tuple[frozenset[str], dict[str, frozenset[str]], bool]] = {}
+    for path, cmd in policy.commands.items():
+        valued = {n: _with_other(o.values) for n, o in cmd.options.items() if o.values is not None}
+        commands[path] = (frozenset(cmd.options), valued, cmd.positional_count)
+    commands[UNKNOWN_COMMAND] = (frozenset(), {}, False)
+
+    def integer(event: dict[str, Any], key: str, low: int, high: int) -> bool:
+        value = event[key]
+        kind = type(value)
+        if kind is int:
+            return low <= value <= high  # type: ignore[no-any-return]
+        if kind is float and value.is_integer() and low <= value <= high:
+            event[key] = int(value)
+            return True
+        return False
+
+    def closed(value: Any, table: dict[str, frozenset[str]]) -> bool:
+        if type(value) is not dict:
+            return False
+        for key, item in value.items():
+            values = table.get(key)
+            if values is None or type(item) is not str or item not in values:
+                return False
+        return True
+
+    def check(event: Any) -> bool:
+        if type(event) is not dict:
+            return False
+        kind = event.get("kind")
+        if type(kind) is not str or kind not in kinds:
+            return False
+        keys = event.keys()
+        if not (keys >= required[kind] and keys <= allowed[kind]):
+            return False
+        value = event["id"]
+        if type(value) is not str or not id_ok(value):
+            return False
+        if not integer(event, "time", TIME_MIN, TIME_MAX) or event["time"] % 3600:
+            return False
+        value = event["app_version"]
+        if type(value) is not str or not version_ok(value):
+            return False
+        value = event["os"]
+        if type(value) is not str or value not in oses:
+            return False
+        value = event["arch"]
+        if type(value) is not str or value not in arches:
+            return False
+        value = event["python"]
+        if type(value) is not str or not python_ok(value):
+            return False
+        if type(event["ci"]) is not bool or type(event["interactive"]) is not bool:
+            return False
+        if kind == "active":
+            value = event["period"]
+            return type(value) is str and value in periods
+        value = event["session"]
+        if type(value) is not str or not session_ok(value):
+            return False
+        if not closed(event["dimensions"], dims):
+            return False
+        if kind == "event":
+            return _custom(event)
+        return _command(event)
+
+    def _custom(event: dict[str, Any]) -> bool:
+        name = event["name"]
+        if type(name) is not str:
+            return False
+        props = events.get(name)
+        if props is None:
+            return False
+        given = event["properties"]
+        if type(given) is not dict:
+            return False
+        for key, item in given.items():
+            spec = props.get(key)
+            if spec is None:
+                return False
+            ptype, values = spec
+            if ptype == "enum":
+                if type(item) is not str or item not in values:
+                    return False
+            elif ptype == "bool":
+                if type(item) is not bool:
+                    return False
+            elif type(item) is int:
+                if item not in values:
+                    return False
+            elif type(item) is float and item.is_integer() and int(item) in values:
+                given[key] = int(item)
+            else:
+                return False
+        return True
+
+    def _command(event: dict[str, Any]) -> bool:
+        path = event["command"]
+        if type(path) is not str:
+            return False
+        spec = commands.get(path)
+        if spec is None:
+            return False
+        declared, valued, positional = spec
+        options = event["options"]
+        if type(options) is not list:
+            return False
+        for name in options:
+            if type(name) is not str or name not in declared:
+                return False
+        if len(set(options)) != len(options):
+            return False
+        if "values" in event and not closed(event["values"], valued):
+            return False
+        if "positionals" in event and not (
+            positional and integer(event, "positionals", 0, MAX_POSITIONALS)
+        ):
+            return False
+        value = event["outcome"]
+        if type(value) is not str or value not in outcomes:
+            return False
+        if not integer(event, "exit_code", 0, 255):
+            return False
+        if "error" in event:
+            value = event["error"]
+            if type(value) is not str or value not in errors:
+                return False
+        if not integer(event, "duration_ms", 0, MAX_DURATION_MS):
+            return False
+        return type(event["slow"]) is bool
+
+    return check
+
+
+def reason_of(policy: Policy, event: Any) -> str:
+    """Why the reference validator refuses ``event`` (called only for refused events)."""
+    try:
+        validate_event(policy, event)
+    except Invalid as exc:
+        return str(exc)
+    except Exception as exc:  # pragma: no cover - a reference bug must not become a 500
+        return f"refused ({type(exc).__name__})"
+    return "refused"  # pragma: no cover - the checker and the reference disagree
+
+
+def window_reason(when: int, now: float, retention_days: int) -> str | None:
+    """The collector's extra check on an event's hour: not too far ahead, not past retention."""
+    if when > now + FUTURE_SLACK:
+        return "field 'time': more than 2 hours in the future"
+    if when < now - retention_days * 86400:
+        return f"field 'time': older than the retention of {retention_days} days"
+    return None
+
+
+_FIELD = re.compile(r"^field '([A-Za-z0-9_.-]{1,80})'")
+
+
+def reason_label(reason: str) -> str:
+    """A low-cardinality label for a refusal reason (for ``/metrics``): the field, or the rule.
+
+    Field names in reasons are either fixed or declared in the policy, so the set is bounded.
+    """
+    if reason.startswith("field 'time': more than") or reason.startswith("field 'time': older"):
+        return "time_window"
+    match = _FIELD.match(reason)
+    if match:
+        return match.group(1)
+    for prefix, label in (
+        ("unknown field", "unknown_field"),
+        ("missing field", "missing_field"),
+        ("an event must be an object", "not_an_object"),
+    ):
+        if reason.startswith(prefix):
+            return label
+    return "other"

@@ -1,0 +1,118 @@
+"""The collector's door to storage: blocking calls run on a small thread pool, never on the loop.
+
+SQLite gets one writer thread (its writes serialise anyway, and one thread means one connection
+that never waits for a lock held by a sibling); PostgreSQL gets a few, one per pooled connection.
+``store`` awaits the commit: a client is answered only once its batch is durable.
+
+Back-pressure: when ``max_pending`` batches already wait for the writer, more are refused with
+503 + ``Retry-After`` at once instead of queueing without bound (memory stays flat under a flood).
+
+The storage is opened lazily in the writer thread and reopened after a failure to open, so a
+collector started while its database is down answers 503 and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from optin.server.errors import HTTPError
+from optin.server.metrics import Metrics
+from optin.storage import (
+    Storage,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StoreResult,
+    open_storage,
+)
+
+__all__ = ["Writer"]
+
+log = logging.getLogger("optin.server")
+T = TypeVar("T")
+
+
+class Writer:
+    def __init__(
+        self,
+        url: str,
+        metrics: Metrics,
+        *,
+        threads: int | None = None,
+        max_pending: int = 128,
+        opener: Callable[[str], Storage] = open_storage,
+    ) -> None:
+        self.url = url
+        self.metrics = metrics
+        self.max_pending = max_pending
+        if threads is None:
+            threads = 1 if url.startswith("sqlite:") else 4
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="optin-writer")
+        self._opener = opener
+        self._storage: Storage | None = None
+        self._open_lock = threading.Lock()
+        self._pending = 0
+
+    def _open(self) -> Storage:
+        storage = self._storage
+        if storage is None:
+            with self._open_lock:
+                if self._storage is None:
+                    self._storage = self._opener(self.url)
+                storage = self._storage
+        return storage
+
+    def _store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        return self._open().store(app, events)
+
+    def _ping(self) -> None:
+        self._open().ping()
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, func, *args)
+        except StorageUnavailable as exc:
+            self.metrics.storage_errors["unavailable"] += 1
+            raise HTTPError(
+                "unavailable",
+                "the storage is unavailable or busy; retry later",
+                retry_after=max(1, int(getattr(exc, "retry_after", 5))),
+            ) from None
+        except StorageFull:
+            self.metrics.storage_errors["full"] += 1
+            raise HTTPError(
+                "insufficient_storage", "the collector's disk is full; retry much later"
+            ) from None
+        except (StorageError, OSError, RuntimeError) as exc:
+            # A broken database or a bug: never the client's fault, and never echoed to it.
+            self.metrics.storage_errors["error"] += 1
+            log.error("storage error: %s", type(exc).__name__)
+            raise HTTPError(
+                "unavailable", "the storage failed; retry later", retry_after=30
+            ) from None
+
+    async def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        if self._pending >= self.max_pending:
+            self.metrics.storage_errors["busy"] += 1
+            raise HTTPError("unavailable", "the collector is busy; retry shortly", retry_after=1)
+        self._pending += 1
+        try:
+            return await self._run(self._store, app, events)
+        finally:
+            self._pending -= 1
+
+    async def ping(self) -> None:
+        await self._run(self._ping)
+
+    def close(self) -> None:
+        """Wait for in-flight writes, then close the storage."""
+        self._pool.shutdown(wait=True)
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
