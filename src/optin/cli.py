@@ -161,9 +161,13 @@ def _policy_cmd(args: argparse.Namespace) -> int:
 
         print(json.dumps(json_schema(load(args.file)), indent=2))
         return 0
-    from optin.introspect import draft_policy
+    from optin.introspect import IntrospectError, draft_policy
 
-    text = draft_policy(args.target, app=args.app, endpoint=args.endpoint)
+    try:
+        text = draft_policy(args.target, app=args.app, endpoint=args.endpoint)
+    except IntrospectError as exc:
+        print(f"optin policy init: {exc}", file=sys.stderr)
+        return 1
     if not args.output:
         sys.stdout.write(text)
         return 0
