@@ -14,8 +14,9 @@ if TYPE_CHECKING:  # the runtime imports stay at what click and argparse load an
 
 #: The command path recorded for a root that runs without a subcommand and has no usable name.
 ROOT_FALLBACK = "main"
-#: Option names that are never recorded nor drafted: the frameworks' own help and version.
-SKIPPED_OPTIONS = frozenset({"help", "version"})
+#: Option names that are never recorded nor drafted: the frameworks' own help, version and
+#: (typer) shell-completion options, which act and exit.
+SKIPPED_OPTIONS = frozenset({"help", "version", "install_completion", "show_completion"})
 #: The subcommand group every instrumented tool gains; never recorded, never drafted.
 TELEMETRY_COMMAND = "telemetry"
 #: Set on the callbacks and objects the integrations add, so that walkers skip them.
