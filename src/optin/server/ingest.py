@@ -96,7 +96,9 @@ class Policies:
         """
         versions = self.by_app.get(app)
         if not versions:
-            raise HTTPError("unknown_app", f"this collector accepts no events for app {_show(app)}")
+            raise HTTPError(
+                "unknown_app", f"this collector accepts no events for app {_show(app)}", rejected=[]
+            )
         if version in versions:
             return versions[version]
         newest = max(versions)
@@ -105,6 +107,7 @@ class Policies:
                 "unknown_policy_version",
                 f"policy version {version} of {app!r} is newer than this collector knows "
                 f"(latest {newest}): update the collector's policy",
+                rejected=[],
             )
         return versions[newest]
 

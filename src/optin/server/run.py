@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["GRACEFUL_SECONDS", "app_factory", "log_config", "serve"]
+__all__ = ["GRACEFUL_SECONDS", "app_factory", "log_config", "serve", "server_options"]
 
 GRACEFUL_SECONDS = 15
 _ENV = "OPTIN_SERVE_CONFIG"
@@ -60,6 +60,25 @@ def log_config() -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "optin": {"handlers": ["default"], "level": "INFO", "propagate": False},
         },
+    }
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn settings shared by ``serve`` and the tests' in-process servers."""
+    return {
+        "loop": "uvloop",
+        "http": "optin.server.protocol:GuardedHttpToolsProtocol",
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": log_config(),
+        "server_header": False,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any peer
+        # on loopback; here X-Forwarded-For is read by the rate limiter only, and only if trusted.
+        "proxy_headers": False,
+        "timeout_keep_alive": 15,
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "limit_concurrency": 1000,
+        "backlog": 1024,
     }
 
 
@@ -108,16 +127,6 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers if args.workers > 1 else None,
-        loop="uvloop",
-        http="optin.server.protocol:GuardedHttpToolsProtocol",
-        lifespan="on",
-        access_log=False,
-        log_config=log_config(),
-        server_header=False,
-        proxy_headers=False,  # X-Forwarded-For is read by the rate limiter only, if trusted
-        timeout_keep_alive=15,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        limit_concurrency=1000,
-        backlog=1024,
+        **server_options(),
     )
     return 0
