@@ -18,7 +18,7 @@ POLICY = Path(__file__).with_name("telemetry.toml")
 HOWS = ["ok", "exception", "custom", "exit", "interrupt", "abort", "clickexc", "usage"]
 
 
-def build(telemetry: Any) -> click.Group:
+def build(telemetry: Any, instrumented: bool = True) -> click.Group:
     @click.group()
     @click.option("--verbose", "-v", is_flag=True, help="Say more.")
     @click.version_option("1.0.0", prog_name="fixture")
@@ -33,7 +33,10 @@ def build(telemetry: Any) -> click.Group:
     @canister.command()
     @click.argument("names", nargs=-1)
     @click.option(
-        "--mode", type=click.Choice(["install", "reinstall", "upgrade", "auto"]), default="install"
+        "--mode",
+        type=click.Choice(["install", "reinstall", "upgrade", "auto"]),
+        default="install",
+        envvar="FIXTURE_MODE",
     )
     @click.option("--yes", "-y", is_flag=True)
     @click.option("--wasm", type=click.Path(), envvar="FIXTURE_WASM")
@@ -75,7 +78,7 @@ def build(telemetry: Any) -> click.Group:
         if how == "usage":
             raise click.UsageError("bad usage from the callback")
 
-    return instrument(cli, telemetry)
+    return instrument(cli, telemetry) if instrumented else cli
 
 
 def main() -> None:

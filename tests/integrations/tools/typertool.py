@@ -37,7 +37,7 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def build(telemetry: Any) -> typer.Typer:
+def build(telemetry: Any, instrumented: bool = True) -> typer.Typer:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     canister_app = typer.Typer()
     app.add_typer(canister_app, name="canister")
@@ -58,7 +58,7 @@ def build(telemetry: Any) -> typer.Typer:
     @canister_app.command()
     def install(
         names: Annotated[list[str] | None, typer.Argument()] = None,
-        mode: Mode = Mode.install,
+        mode: Annotated[Mode, typer.Option(envvar="FIXTURE_MODE")] = Mode.install,
         yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
         wasm: Annotated[str | None, typer.Option(envvar="FIXTURE_WASM")] = None,
     ) -> None:
@@ -94,7 +94,7 @@ def build(telemetry: Any) -> typer.Typer:
         if how is How.usage:
             raise typer.BadParameter("bad usage from the callback")
 
-    return instrument(app, telemetry)
+    return instrument(app, telemetry) if instrumented else app
 
 
 def main() -> None:
