@@ -1,0 +1,225 @@
+"""Capture through the plain API, in process: every event valid, nothing beyond the policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.client.conftest import POLICY
+
+from optin import Telemetry
+from optin.client import spool
+from optin.client.capture import Context, session_id
+from optin.events import validate_event
+from optin.policy import load
+
+POL = load(POLICY)
+DAY = 86400.0
+T0 = 1_795_000_000.0  # 2026-11-18
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path, clock: Clock | None = None, **env: str) -> Telemetry:
+    return Telemetry(
+        POL,
+        "1.2.3",
+        state_dir=tmp_path / "state",
+        config_dir=tmp_path / "config",
+        environ={"SAMPLE_CLI_TELEMETRY": "on", **env},
+        clock=clock or Clock(),
+        upload="manual",
+        cwd=tmp_path,
+    )
+
+
+def recorded(tmp_path: Path, which: str = "spool") -> list[dict[str, Any]]:
+    d = tmp_path / "state" / which
+    events = [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))]
+    for e in events:
+        validate_event(POL, e)
+    return events
+
+
+def commands(tmp_path: Path) -> list[dict[str, Any]]:
+    return [e for e in recorded(tmp_path) if e["kind"] == "command"]
+
+
+def test_options_values_positionals_dimensions(tmp_path: Path) -> None:
+    t = make(tmp_path)
+    with t.command("canister.install") as cmd:
+        cmd.option("mode", "upgrade")
+        cmd.option("yes", "/home/alice")  # declared without values: present only
+        cmd.option("force", "x")  # not declared
+        cmd.positionals(4)  # not asked for this command
+        t.dimension("network", "ic")
+    with t.command("canister.install") as cmd:
+        cmd.option("mode", "nuke")  # outside the closed list
+        cmd.dimension("network", "mainnet")
+        cmd.dimension("colour", "red")
+    with t.command("deploy") as cmd:
+        cmd.positionals(2)
+    with t.command("no.such.command") as cmd:
+        cmd.option("mode", "install")
+    a, b, c, d = commands(tmp_path)
+    assert (a["options"], a["values"], a["dimensions"]) == (
+        ["mode", "yes"],
+        {"mode": "upgrade"},
+        {"network": "ic"},
+    )
+    assert "positionals" not in a
+    assert (b["values"], b["dimensions"]) == ({"mode": "other"}, {"network": "other"})
+    assert c["positionals"] == 2 and c["options"] == []
+    assert d["command"] == "<unknown>" and d["options"] == [] and "values" not in d
+
+
+class ProviderNotFound(Exception):
+    pass
+
+
+class SubConnectionError(ConnectionError):
+    pass
+
+
+def test_outcomes_exit_codes_and_error_categories(tmp_path: Path) -> None:
+    t = make(tmp_path)
+    cases: list[BaseException] = [
+        ProviderNotFound("secret"),
+        SubConnectionError("x"),
+        ValueError("y"),
+        KeyboardInterrupt(),
+        SystemExit(4),
+        SystemExit(0),
+        SystemExit("message"),
+    ]
+    for exc in cases:
+        with pytest.raises(type(exc)) as raised, t.command("start"):
+            raise exc
+        assert raised.value is exc  # propagates unchanged
+    with t.command("start") as cmd:
+        cmd.finish("usage_error", 2, "ProviderNotFound")
+        cmd.finish("success", 0)  # the first call wins
+    with t.command("start") as cmd:
+        cmd.finish("failure", 7, "SomethingElse")
+    got = [(e["outcome"], e["exit_code"], e.get("error")) for e in commands(tmp_path)]
+    assert got == [
+        ("failure", 1, "ProviderNotFound"),
+        ("failure", 1, "ConnectionError"),  # a listed base class
+        ("failure", 1, "other"),
+        ("interrupted", 130, None),
+        ("failure", 4, None),
+        ("success", 0, None),
+        ("failure", 1, None),
+        ("usage_error", 2, "ProviderNotFound"),
+        ("failure", 7, "other"),
+    ]
+
+
+def test_duration_and_slow_flag_from_the_injected_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    t = make(tmp_path, clock)
+    with t.command("start"):
+        clock.now += 12.5
+    with t.command("start"):
+        clock.now += 0.25
+    slow, fast = commands(tmp_path)
+    assert (slow["duration_ms"], slow["slow"]) == (12500, True)
+    assert (fast["duration_ms"], fast["slow"]) == (250, False)
+    assert slow["time"] % 3600 == 0
+
+
+def test_custom_events_are_typed_and_closed(tmp_path: Path) -> None:
+    t = make(tmp_path)
+    with t.command("start"):
+        t.dimension("network", "local-shared")
+        t.event("start_finish", ok=1, seconds=42, phase="warp", extra="no")
+    t.event("start_finish", seconds="slow")  # not a number: left out
+    t.event("not_declared", ok=True)
+    events = [e for e in recorded(tmp_path) if e["kind"] == "event"]
+    assert [e["properties"] for e in events] == [
+        {"ok": True, "seconds": 30, "phase": "other"},
+        {},
+    ]
+    assert events[0]["dimensions"] == {"network": "local-shared"}
+
+
+def test_session_id_equal_within_a_period_different_across(tmp_path: Path) -> None:
+    state = str(tmp_path)
+    start = (T0 // DAY) * DAY
+    same = {session_id(state, POL, start + h * 3600) for h in range(24)}
+    assert len(same) == 1
+    days = [session_id(state, POL, start + d * DAY + 5) for d in range(30)]
+    assert len(set(days)) == 30
+    (tmp_path / "session").unlink()  # the cache is only a cache
+    assert session_id(state, POL, start + 7) == days[0]
+    other_user = tmp_path / "other"
+    other_user.mkdir()
+    assert session_id(str(other_user), POL, start) != days[0]
+
+
+def test_session_ids_in_events_rotate_daily(tmp_path: Path) -> None:
+    clock = Clock((T0 // DAY) * DAY + 60)
+    t = make(tmp_path, clock)
+    for step in (0, 3600, 20 * 3600, DAY, DAY + 3600):
+        clock.now = (T0 // DAY) * DAY + 60 + step
+        with t.command("start"):
+            pass
+    sessions = [e["session"] for e in commands(tmp_path)]
+    assert sessions[0] == sessions[1] == sessions[2]
+    assert sessions[3] == sessions[4] != sessions[0]
+
+
+def test_active_pings_at_most_once_per_day_and_month(tmp_path: Path) -> None:
+    clock = Clock((T0 // DAY) * DAY)  # 2026-11-18 00:00 UTC
+    for day in range(20):  # 2026-11-18 .. 2026-12-07, several "processes" a day
+        for hour in (1, 9, 23):
+            clock.now = (T0 // DAY) * DAY + day * DAY + hour * 3600
+            t = make(tmp_path, clock)
+            with t.command("start"):
+                pass
+    pings = [e for e in recorded(tmp_path) if e["kind"] == "active"]
+    assert sum(e["period"] == "day" for e in pings) == 20
+    assert sum(e["period"] == "month" for e in pings) == 2
+    assert all("session" not in e for e in pings)
+    assert len(list((tmp_path / "state" / "marks").iterdir())) == 2  # old marks are forgotten
+
+
+def test_context_fields() -> None:
+    ctx = Context("1.0+local.5", ci=True, interactive=False)
+    assert ctx.fields["app_version"] == "1.0+local.5"
+    assert Context("1.0 beta /home/x", ci=False, interactive=True).fields["app_version"] == "other"
+    event = ctx.base("active", T0 + 1234)
+    assert event["time"] % 3600 == 0 and len(event["id"]) == 32
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, True, False, None, "x"], "b": {"c": -3}},
+        {"s": 'quote " and \\ backslash'},
+        {"u": "ünïcode", "ctl": "a\nb\x00"},
+        {"f": 1.5, "big": 10**30},
+    ],
+)
+def test_small_json_encoder_matches_json(value: object) -> None:
+    text = spool.dumps(value)
+    assert json.loads(text) == value
+    assert text == json.dumps(value, separators=(",", ":"))
+
+
+def test_local_mode_records_apart_and_never_uploads(tmp_path: Path) -> None:
+    t = make(tmp_path, SAMPLE_CLI_TELEMETRY="local")
+    with t.command("start"):
+        pass
+    assert len(recorded(tmp_path, "local")) == 3
+    assert not (tmp_path / "state" / "spool").exists()
+    result = t.upload_now()
+    assert not result.ok and "local" in result.message
