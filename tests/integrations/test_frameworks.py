@@ -236,7 +236,7 @@ def test_argparse_parser_without_subparsers_is_main_and_gains_nothing() -> None:
     assert [(r.path, r.options, r.count) for r in fake.recorders] == [
         ("main", {}, 0),
         ("main", {"level": "2"}, 1),
-        ("main", {}, 1),  # two positionals where one is allowed: a usage error
+        ("main", {}, None),  # two positionals where one is allowed: a usage error, no count
     ]
     assert fake.recorders[2].outcome == ("usage_error", 2, None)
 

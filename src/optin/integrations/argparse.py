@@ -282,14 +282,15 @@ def run(
     return result
 
 
-def _start(telemetry: Any, seen: _Parse) -> Any:
+def _start(telemetry: Any, seen: _Parse, complete: bool = True) -> Any:
+    """Open the recorder; after a usage error the parse is ``complete=False``: no count."""
     path = seen.path or ROOT_FALLBACK
     try:
         recorder = open_recorder(telemetry, path)
     except Exception:
         return None  # telemetry never breaks the tool
     try:
-        fill(recorder, telemetry, path, seen.options, seen.positionals)
+        fill(recorder, telemetry, path, seen.options, seen.positionals if complete else None)
     except Exception:
         pass
     return recorder
@@ -305,4 +306,4 @@ def _finish(recorder: Any, outcome: str, code: int, error: BaseException | None 
 
 
 def _record(telemetry: Any, seen: _Parse, outcome: str, code: int) -> None:
-    _finish(_start(telemetry, seen), outcome, code)
+    _finish(_start(telemetry, seen, complete=False), outcome, code)
