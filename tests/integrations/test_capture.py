@@ -206,3 +206,20 @@ def test_a_broken_telemetry_never_breaks_the_tool(framework: str) -> None:
     assert ran.code == 0 and "deploy 1 to dev" in ran.output
     failed = run(framework, ["crash", "--how", "exception"], telemetry=Broken())
     assert isinstance(failed.exception, RuntimeError)
+
+
+class Undecided(FakeTelemetry):
+    """A client that would still ask the one-time consent question."""
+
+    class _Decision:
+        state = "ask"
+
+    def decision(self) -> Any:
+        return self._Decision()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_usage_error_is_never_the_moment_consent_is_asked(framework: str) -> None:
+    assert run(framework, ["canister", "install", "--bogus"], telemetry=Undecided()).recorders == []
+    assert run(framework, ["nope"], telemetry=Undecided()).recorders == []
+    assert run(framework, ["deploy"], telemetry=Undecided()).one.path == "deploy"

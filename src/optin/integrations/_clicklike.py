@@ -38,6 +38,7 @@ from optin.integrations._spec import (
     is_internal,
     merge_options,
     open_recorder,
+    still_to_ask,
     value_text,
 )
 from optin.policy import NAME_PATTERN
@@ -266,6 +267,8 @@ class _Run:
             outcome = "failure"
             if exc is not None and not isinstance(exc, SystemExit | flavor.exit):
                 error = exc
+        if self.recorder is None and outcome == "usage_error" and still_to_ask(self.inst.telemetry):
+            return
         self.start()
         if self.recorder is None:
             return

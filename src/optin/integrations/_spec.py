@@ -148,3 +148,18 @@ def close_recorder(recorder: Any, outcome: str, exit_code: int, error: object = 
         recorder.finish(outcome, exit_code, error)
     finally:
         recorder.__exit__(None, None, None)
+
+
+def still_to_ask(telemetry: Any) -> bool:
+    """True while the client would put its one-time consent question.
+
+    The adapters never let a usage error be the moment it is asked: the person is reading an
+    error message. Such a run is simply not recorded.
+    """
+    decision = getattr(telemetry, "decision", None)
+    if decision is None:
+        return False
+    try:
+        return bool(decision().state == "ask")
+    except Exception:
+        return False

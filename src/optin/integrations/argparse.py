@@ -51,6 +51,7 @@ from optin.integrations._spec import (
     is_internal,
     merge_options,
     open_recorder,
+    still_to_ask,
 )
 
 TYPE_CHECKING = False
@@ -306,4 +307,6 @@ def _finish(recorder: Any, outcome: str, code: int, error: BaseException | None 
 
 
 def _record(telemetry: Any, seen: _Parse, outcome: str, code: int) -> None:
+    if outcome == "usage_error" and still_to_ask(telemetry):
+        return
     _finish(_start(telemetry, seen, complete=False), outcome, code)
