@@ -151,3 +151,44 @@ def test_off_writes_nothing(framework: str, tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "telemetry" not in done.stderr.lower()
     assert list(tmp_path.iterdir()) == []
+
+
+def in_terminal(framework: str, home: Path, args: list[str], answer: str = "") -> tuple[int, str]:
+    """Run the tool with a pseudo-terminal as its controlling terminal; answer any question."""
+    import pty
+    import time
+
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    environ["FIXTURE_UPLOAD"] = "manual"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its stdin, stdout, stderr and /dev/tty
+        os.execve(sys.executable, [sys.executable, str(TOOLS / SCRIPTS[framework]), *args], environ)
+    output, answered, deadline = b"", False, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"[y/N]" in output:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+@pytest.mark.parametrize("framework", sorted(SCRIPTS))
+def test_consent_is_asked_on_the_first_real_command_only(framework: str, tmp_path: Path) -> None:
+    for args in (["--help"], ["canister", "install", "--bogus"], ["telemetry", "status"]):
+        _, output = in_terminal(framework, tmp_path, args)
+        assert "[y/N]" not in output, args
+    code, output = in_terminal(framework, tmp_path, ["deploy", "a"], answer="y")
+    assert code == 0 and "[y/N]" in output and "deploy 1 to dev" in output
+    code, output = in_terminal(framework, tmp_path, ["deploy", "b", "c"])
+    assert code == 0 and "[y/N]" not in output  # asked once
+    done = tool(framework, tmp_path, "telemetry", "show")
+    assert done.returncode == 0
+    assert done.stdout.count('"command": "deploy"') == 2
