@@ -306,16 +306,22 @@ class Instrumentation:
             run = _RUN.get()
             if run is None or run.skip:
                 return make_context(*args, **kwargs)
-            parent = kwargs.get("parent", args[2] if len(args) > 2 else None)
-            info_name = kwargs.get("info_name", args[0] if args else None)
-            name = str(cmd.name or info_name)
-            run.reach([] if parent is None else [*_ctx_path(parent), name])
+            try:
+                parent = kwargs.get("parent", args[2] if len(args) > 2 else None)
+                info_name = kwargs.get("info_name", args[0] if args else None)
+                name = str(cmd.name or info_name)
+                run.reach([] if parent is None else [*_ctx_path(parent), name])
+            except Exception:
+                pass  # telemetry never breaks the tool
             try:
                 ctx = make_context(*args, **kwargs)
             except BaseException as exc:
                 run.failed_parse(exc)
                 raise
-            run.parsed(cmd, ctx)
+            try:
+                run.parsed(cmd, ctx)
+            except Exception:
+                pass
             return ctx
 
         def invoke_wrapper(ctx: Any) -> Any:
@@ -336,12 +342,14 @@ class Instrumentation:
 
             def resolve_wrapper(ctx: Any, args: list[str]) -> Any:
                 name, sub, rest = resolve(ctx, args)
-                if sub is not None:
+                try:
                     run = _RUN.get()
-                    if is_internal(sub) and run is not None:
+                    if sub is not None and is_internal(sub) and run is not None:
                         run.skip = True
-                    else:
+                    elif sub is not None:
                         self.attach(sub)
+                except Exception:
+                    pass  # telemetry never breaks the tool
                 return name, sub, rest
 
             cmd.resolve_command = resolve_wrapper
@@ -349,19 +357,30 @@ class Instrumentation:
 
     def call_main(self, root: Any, main: Callable[[], Any]) -> Any:
         """Run ``main`` (the framework's own), observing how it ends; the result is untouched."""
-        self.attach(root)
+        try:
+            self.attach(root)
+        except Exception:
+            return main()  # cannot observe this tree: run it as it is
         run = _Run(self, root)
         token = _RUN.set(run)
         try:
             result = main()
         except SystemExit as exc:
-            run.end(exit_code=exit_status(exc.code))
+            _quietly(run.end, exit_code=exit_status(exc.code))
             raise
         except BaseException as exc:
-            run.end(escaped=exc)
+            _quietly(run.end, escaped=exc)
             raise
         else:
-            run.end()
+            _quietly(run.end)
             return result
         finally:
             _RUN.reset(token)
+
+
+def _quietly(action: Callable[..., None], **kwargs: Any) -> None:
+    """Telemetry never breaks the tool: a failure in our own bookkeeping is dropped."""
+    try:
+        action(**kwargs)
+    except Exception:
+        pass

@@ -213,7 +213,10 @@ def instrument(parser: argparse.ArgumentParser, telemetry: Any) -> argparse.Argu
     for path, node, _options in _tree(parser):
         paths[id(node)] = ".".join(path)
         for action in node._actions:
-            action.__class__ = _tracking(type(action))
+            try:
+                action.__class__ = _tracking(type(action))
+            except TypeError:
+                pass  # an action class we cannot subclass: it goes unobserved
     for _name, sub in _children(parser):
         if is_internal(sub):
             paths[id(sub)] = TELEMETRY_COMMAND
