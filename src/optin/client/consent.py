@@ -295,7 +295,7 @@ def resolve(
 def ask(name: str, tool: str, err: IO[str] | None = None) -> bool:
     """The one-time question: on stderr, answered from the terminal. Default, EOF, Ctrl-C: no."""
     err = err if err is not None else sys.stderr
-    err.write(
+    question = (
         f"{name} can send anonymous usage statistics to its maintainers: which commands\n"
         "and options are used, whether they fail, how long they take, and your platform.\n"
         "Never arguments, paths, names or messages. Details: "
@@ -303,15 +303,20 @@ def ask(name: str, tool: str, err: IO[str] | None = None) -> bool:
         f"'{tool} telemetry on|off|local'.\n"
         "Share anonymous usage statistics? [y/N] "
     )
-    err.flush()
     try:
+        err.write(question)
+        err.flush()
         answer = _read_answer()
-    except (KeyboardInterrupt, EOFError, OSError):
+    except (KeyboardInterrupt, EOFError, OSError, ValueError):
         answer = ""
-        err.write("\n")
     yes = answer.strip().lower() in ("y", "yes")
-    err.write("Thank you: telemetry is on.\n" if yes else "Telemetry stays off.\n")
-    err.flush()
+    try:
+        if not answer:  # EOF or Ctrl-C: the cursor is still on the question's line
+            err.write("\n")
+        err.write("Thank you: telemetry is on.\n" if yes else "Telemetry stays off.\n")
+        err.flush()
+    except (KeyboardInterrupt, OSError, ValueError):
+        pass
     return yes
 
 
