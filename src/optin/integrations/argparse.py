@@ -225,14 +225,16 @@ def instrument(parser: argparse.ArgumentParser, telemetry: Any) -> argparse.Argu
 
 
 def _add_telemetry_parser(action: argparse._SubParsersAction[Any]) -> None:
-    sub = action.add_parser(TELEMETRY_COMMAND, help=TELEMETRY_HELP, description=TELEMETRY_HELP)
-    setattr(sub, INTERNAL_MARK, True)
-    sub.add_argument(
-        _ACTION_KEY,
-        metavar="ACTION",
-        choices=[name for name, _ in TELEMETRY_ACTIONS],
-        help="; ".join(f"{name}: {text}" for name, text in TELEMETRY_ACTIONS),
+    listing = "\n".join(f"  {name:<8}{text}" for name, text in TELEMETRY_ACTIONS)
+    sub = action.add_parser(
+        TELEMETRY_COMMAND,
+        help=TELEMETRY_HELP,
+        description=f"{TELEMETRY_HELP}\n\nactions:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    setattr(sub, INTERNAL_MARK, True)
+    names = [name for name, _ in TELEMETRY_ACTIONS]
+    sub.add_argument(_ACTION_KEY, metavar="ACTION", choices=names, help=", ".join(names))
     sub.add_argument(_ARGS_KEY, nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
