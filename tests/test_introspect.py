@@ -39,8 +39,9 @@ def test_click_group_nested_groups_every_command_and_option() -> None:
         "kind": ("git", "hg", "ok.v2"),
         "dry_run": None,
     }
-    assert options(policy, "remote.mirror.sync") == {"debug": None, "case": None}
-    assert options(policy, "status") == {"debug": None}
+    # a feature switch: two flags setting one name, proposed with their values
+    assert options(policy, "remote.mirror.sync") == {"debug": None, "case": ("upper", "lower")}
+    assert options(policy, "status") == {"debug": None, "fmt": ("JSON", "plain_text")}
     assert "help" not in text and "version = " not in text.split("[commands", 1)[1]
     assert policy.commands["remote.add"].positional_count is False
     assert "positional_count = false" in text.split('[commands."remote.add"]')[1].split("[")[0]

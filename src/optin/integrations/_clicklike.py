@@ -141,12 +141,36 @@ def subcommands(group: Any) -> list[tuple[str, Any]]:
     return result
 
 
+def _option_specs(cmd: Any) -> list[OptionSpec]:
+    """One spec per option name; a feature switch (``--upper``/``--lower`` setting one name
+    to a string ``flag_value`` each) is proposed as a closed list of those values."""
+    switches: dict[str, list[str] | None] = {}
+    specs: dict[str, OptionSpec] = {}
+    for param in declared_options(cmd):
+        flag_value = getattr(param, "flag_value", None)
+        known = switches.get(param.name, [])
+        if (
+            known is not None
+            and isinstance(flag_value, str)
+            and getattr(param, "is_flag", False)
+            and not getattr(param, "is_bool_flag", True)
+        ):
+            switches[param.name] = [*known, flag_value]
+        else:
+            switches[param.name] = None
+        specs.setdefault(param.name, OptionSpec(param.name, choices_of(param)))
+    for name, values in switches.items():
+        if values and specs[name].choices is None:
+            specs[name] = OptionSpec(name, tuple(dict.fromkeys(values)))
+    return list(specs.values())
+
+
 def walk(root: Any) -> list[CommandSpec]:
     """Every command path under ``root`` with its options (its groups' options included)."""
     specs: list[CommandSpec] = []
 
     def visit(cmd: Any, path: tuple[str, ...], inherited: list[OptionSpec]) -> None:
-        own = [OptionSpec(p.name, choices_of(p)) for p in declared_options(cmd)]
+        own = _option_specs(cmd)
         options = merge_options(inherited, own)
         subs = [(n, c) for n, c in subcommands(cmd) if not is_internal(c)] if is_group(cmd) else []
         if not subs or getattr(cmd, "invoke_without_command", False):

@@ -44,9 +44,15 @@ def mirror_sync(case: str | None) -> None:
     """A feature switch: two flags, one name."""
 
 
+class Fmt(enum.Enum):
+    JSON = "application/json"
+    plain_text = "text/plain"
+
+
 @tool.command()
-def status() -> None:
-    """No options at all."""
+@click.option("--fmt", type=click.Choice(Fmt))
+def status(fmt: Fmt | None) -> None:
+    """An enum choice: click spells members by name."""
 
 
 tool.add_command(status, name="st")  # an alias: the same command, recorded once
