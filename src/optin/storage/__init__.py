@@ -46,7 +46,7 @@ def open_storage(url: str) -> Storage:
     if url.startswith(("postgresql:", "postgres:")):
         from optin.storage.postgres import PostgresStorage
 
-        return PostgresStorage(url)  # type: ignore[return-value]
+        return PostgresStorage(url)
     raise StorageError(
         f"unsupported database URL {url.split('://')[0]!r}: use sqlite:///PATH or postgresql://..."
     )

@@ -1,14 +1,381 @@
-"""PostgreSQL back-end (in progress)."""
+"""PostgreSQL back-end: psycopg 3, a connection pool, raw events partitioned by month.
+
+Several collector processes may write at once. ``store`` is one transaction of a few round
+trips, each a single statement over arrays (``unnest``), so a batch costs the same number of
+round trips whatever its size:
+
+1. read the app's purge horizon and which of the batch's ids exist (in any partition);
+2. insert the new events (``ON CONFLICT DO NOTHING RETURNING id``: an id another process
+   inserted a moment ago is classified by a second look-up, so each event is counted once);
+3. upsert the session states, returning which ones flipped (struggle), computed from the old
+   row inside ``ON CONFLICT DO UPDATE`` so two processes never count the same flip;
+4. upsert the rollup deltas (aggregated in memory per batch).
+
+Rows are written in sorted key order so concurrent transactions lock them in the same order and
+cannot deadlock. Partitions are created on demand under an advisory lock; ``purge`` drops whole
+months that are past retention (when no other app has rows in them) and deletes only in the
+partial month at the edge. The primary key of a partitioned table must contain the partition
+key, so it is ``(id, day)``: a retry has the same hour and hits it; an id reused with another
+time is caught by step 1. (Two such conflicting copies arriving within the same millisecond in
+two processes could both be kept; a retry of the same event never can.)
+
+URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4)
+and ``pool_timeout`` seconds (default 3: how long a request waits for a connection before
+:class:`StorageUnavailable`).
+"""
 
 from __future__ import annotations
 
-from optin.storage.base import StorageError
+import datetime as dt
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["PostgresStorage"]
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from optin.analytics.rollups import Key, deltas, session_states
+from optin.storage.base import (
+    Prepared,
+    RollupRow,
+    Storage,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StoreResult,
+    loads_body,
+    prepare,
+)
+from optin.storage.migrations import apply_postgres
+
+__all__ = ["PostgresStorage", "month_of"]
+
+#: Advisory lock key for partition changes (creation and drops).
+_PARTITION_LOCK = 0x6F7074696E02
+_EPOCH = dt.date(1970, 1, 1)
+
+_INSERT = """
+INSERT INTO events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body)
+SELECT u.id, %s, u.time / 86400, u.time, u.kind, u.subject, u.outcome, u.duration_ms, u.hash,
+       u.body
+FROM unnest(%s::bytea[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[],
+            %s::bytea[], %s::text[])
+     AS u(id, time, kind, subject, outcome, duration_ms, hash, body)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+_SESSIONS = """
+INSERT INTO sessions AS s (app, day, session, command, fail_min, ok_max, newly_failed,
+                           newly_recovered)
+SELECT %s, u.d, u.se, u.c, u.f, u.o, (u.f IS NOT NULL)::int,
+       COALESCE(u.f <= u.o, false)::int
+FROM unnest(%s::int[], %s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS u(d, se, c, f, o)
+ON CONFLICT (app, day, session, command) DO UPDATE SET
+    fail_min = LEAST(s.fail_min, excluded.fail_min),
+    ok_max = GREATEST(s.ok_max, excluded.ok_max),
+    newly_failed = (s.fail_min IS NULL AND excluded.fail_min IS NOT NULL)::int,
+    newly_recovered = (NOT COALESCE(s.fail_min <= s.ok_max, false)
+                       AND COALESCE(LEAST(s.fail_min, excluded.fail_min)
+                                    <= GREATEST(s.ok_max, excluded.ok_max), false))::int
+RETURNING day, command, newly_failed, newly_recovered
+"""
+
+_ROLLUPS = """
+INSERT INTO rollups (app, metric, day, subject, key, n)
+SELECT %s, u.metric, u.day, u.subject, u.key, u.n
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
+     AS u(metric, day, subject, key, n)
+ON CONFLICT (app, metric, day, subject, key) DO UPDATE SET n = rollups.n + excluded.n
+"""
 
 
-class PostgresStorage:
-    """Placeholder until the back-end lands."""
+def month_of(day: int) -> tuple[str, int, int]:
+    """The partition holding a UTC day number: ``(name, first_day, end_day)`` (end exclusive)."""
+    date = _EPOCH + dt.timedelta(days=day)
+    first = dt.date(date.year, date.month, 1)
+    nxt = dt.date(date.year + (date.month == 12), date.month % 12 + 1, 1)
+    return (
+        f"events_p{date.year:04d}{date.month:02d}",
+        (first - _EPOCH).days,
+        (nxt - _EPOCH).days,
+    )
+
+
+def _subject(ev: Mapping[str, Any]) -> str:
+    kind = ev["kind"]
+    return str(
+        ev["command"] if kind == "command" else ev["name"] if kind == "event" else ev["period"]
+    )
+
+
+class PostgresStorage(Storage):
+    """Storage in a PostgreSQL database (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
-        raise StorageError("the PostgreSQL back-end is not ready yet")
+        self.url = url
+        parts = urlsplit(url)
+        params = dict(parse_qsl(parts.query))
+        pool_size = int(params.pop("pool_size", "4"))
+        self.pool_timeout = float(params.pop("pool_timeout", "3"))
+        params.setdefault("connect_timeout", "3")
+        self._conninfo = urlunsplit(parts._replace(query=urlencode(params)))
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        self._partitions: set[str] = set()
+        self._partition_lock = threading.Lock()
+        with self._errors("connecting"):
+            with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                apply_postgres(conn)
+            self._pool = ConnectionPool(
+                self._conninfo,
+                min_size=1,
+                max_size=pool_size,
+                open=False,
+                timeout=self.pool_timeout,
+                check=ConnectionPool.check_connection,
+                name="optin",
+            )
+            try:
+                self._pool.open(wait=True, timeout=self.pool_timeout)
+            except BaseException:
+                self._pool.close()
+                raise
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise StorageUnavailable(
+                f"PostgreSQL at {self._where}: no connection within {self.pool_timeout:g} s "
+                f"while {doing}; is the server up?"
+            ) from exc
+        except psycopg.errors.DiskFull as exc:
+            raise StorageFull(f"PostgreSQL at {self._where}: disk full while {doing}") from exc
+        except (
+            psycopg.OperationalError,
+            psycopg.errors.SerializationFailure,
+            psycopg.errors.DeadlockDetected,
+            psycopg.errors.LockNotAvailable,
+        ) as exc:
+            raise StorageUnavailable(
+                f"PostgreSQL at {self._where} is unavailable while {doing}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL at {self._where}: {exc} (while {doing})") from exc
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _ensure_partitions(self, days: set[int]) -> None:
+        months = {month_of(d) for d in days}
+        missing = [m for m in months if m[0] not in self._partitions]
+        if not missing:
+            return
+        with self._partition_lock, self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+            for name, first, end in sorted(missing):
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
+                    f"FOR VALUES FROM ({first}) TO ({end})"
+                )
+        self._partitions.update(m[0] for m in missing)
+
+    def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        prepared, duplicates, conflicts = prepare(app, events)
+        if not prepared:
+            return StoreResult(0, duplicates, conflicts)
+        prepared.sort(key=lambda p: p.id)
+        with self._errors("storing events"):
+            self._ensure_partitions({int(p.event["time"]) // 86400 for p in prepared})
+            try:
+                accepted, dup, con = self._store(app, prepared)
+            except psycopg.errors.CheckViolation:
+                # A partition we knew was dropped by a purge in another process: learn again.
+                self._partitions.clear()
+                self._ensure_partitions({int(p.event["time"]) // 86400 for p in prepared})
+                accepted, dup, con = self._store(app, prepared)
+        return StoreResult(accepted, duplicates + dup, conflicts + con)
+
+    def _store(self, app: str, prepared: list[Prepared]) -> tuple[int, int, int]:
+        duplicates = conflicts = 0
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT before FROM horizons WHERE app = %s", (app,))
+            row = cur.fetchone()
+            horizon = row[0] if row else 0
+            ids = [p.id for p in prepared]
+            cur.execute("SELECT id, hash FROM events WHERE id = ANY(%s)", (ids,))
+            existing: dict[bytes, bytes] = {bytes(i): bytes(h) for i, h in cur.fetchall()}
+            new: list[Prepared] = []
+            for p in prepared:
+                known = existing.get(p.id)
+                if known is None:
+                    if p.event["time"] >= horizon:
+                        new.append(p)
+                    else:
+                        duplicates += 1
+                elif known == p.hash:
+                    duplicates += 1
+                else:
+                    conflicts += 1
+            if new:
+                cur.execute(
+                    _INSERT,
+                    (
+                        app,
+                        [p.id for p in new],
+                        [p.event["time"] for p in new],
+                        [p.event["kind"] for p in new],
+                        [_subject(p.event) for p in new],
+                        [p.event.get("outcome") for p in new],
+                        [p.event.get("duration_ms") for p in new],
+                        [p.hash for p in new],
+                        [p.body.decode() for p in new],
+                    ),
+                )
+                inserted = {bytes(r[0]) for r in cur.fetchall()}
+                if len(inserted) < len(new):
+                    # Inserted by another process since step 1: classify against its copy.
+                    raced = [p for p in new if p.id not in inserted]
+                    cur.execute(
+                        "SELECT id, hash FROM events WHERE id = ANY(%s)", ([p.id for p in raced],)
+                    )
+                    theirs = {bytes(i): bytes(h) for i, h in cur.fetchall()}
+                    for p in raced:
+                        if theirs.get(p.id, p.hash) == p.hash:
+                            duplicates += 1
+                        else:
+                            conflicts += 1
+                    new = [p for p in new if p.id in inserted]
+            fresh = [p.event for p in new]
+            counts = deltas(fresh)
+            states = sorted(session_states(fresh).items())
+            if states:
+                cur.execute(
+                    _SESSIONS,
+                    (
+                        app,
+                        [k[0] for k, _ in states],
+                        [k[1] for k, _ in states],
+                        [k[2] for k, _ in states],
+                        [s[0] for _, s in states],
+                        [s[1] for _, s in states],
+                    ),
+                )
+                for day, command, failed, recovered in cur.fetchall():
+                    if failed:
+                        counts[(day, "struggle", command, "failed")] += 1
+                    if recovered:
+                        counts[(day, "struggle", command, "recovered")] += 1
+            if counts:
+                rows: list[tuple[Key, int]] = sorted(
+                    counts.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2], kv[0][3])
+                )
+                cur.execute(
+                    _ROLLUPS,
+                    (
+                        app,
+                        [k[1] for k, _ in rows],
+                        [k[0] for k, _ in rows],
+                        [k[2] for k, _ in rows],
+                        [k[3] for k, _ in rows],
+                        [n for _, n in rows],
+                    ),
+                )
+        return len(new), duplicates, conflicts
+
+    def purge(self, app: str, before: int) -> int:
+        cutoff = before // 86400
+        removed = 0
+        with (
+            self._errors("purging"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+            cur.execute(
+                "INSERT INTO horizons VALUES (%s, %s) ON CONFLICT (app) "
+                "DO UPDATE SET before = GREATEST(horizons.before, excluded.before)",
+                (app, before),
+            )
+            cur.execute("DELETE FROM sessions WHERE app = %s AND day < %s", (app, cutoff))
+            cur.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
+            )
+            for (name,) in cur.fetchall():
+                year, month = int(name[8:12]), int(name[12:14])
+                _, first, end = month_of((dt.date(year, month, 1) - _EPOCH).days)
+                if first * 86400 >= before:
+                    continue
+                if end * 86400 <= before:
+                    cur.execute(
+                        f"SELECT EXISTS (SELECT 1 FROM {name} WHERE app < %s OR app > %s)",
+                        (app, app),
+                    )
+                    row = cur.fetchone()
+                    if row is not None and not row[0]:
+                        cur.execute(f"SELECT count(*) FROM {name}")
+                        count = cur.fetchone()
+                        removed += count[0] if count else 0
+                        cur.execute(f"DROP TABLE {name}")
+                        self._partitions.discard(name)
+                        continue
+                cur.execute(f"DELETE FROM {name} WHERE app = %s AND time < %s", (app, before))
+                removed += cur.rowcount
+        return removed
+
+    def ping(self) -> None:
+        with self._errors("checking the database"), self._pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._errors("reading"), self._pool.connection() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def apps(self) -> list[str]:
+        # A loose index scan: one probe per app instead of reading every rollup.
+        rows = self._read(
+            "WITH RECURSIVE a(app) AS (SELECT min(app) FROM rollups UNION ALL "
+            "SELECT (SELECT min(app) FROM rollups WHERE app > a.app) FROM a "
+            "WHERE a.app IS NOT NULL) SELECT app FROM a WHERE app IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    def rollup(
+        self, app: str, metric: str, first_day: int, last_day: int, by_day: bool = False
+    ) -> list[RollupRow]:
+        if by_day:
+            sql = (
+                "SELECT day, subject, key, sum(n)::bigint FROM rollups WHERE app = %s "
+                "AND metric = %s AND day BETWEEN %s AND %s GROUP BY day, subject, key"
+            )
+        else:
+            sql = (
+                "SELECT NULL::int, subject, key, sum(n)::bigint FROM rollups WHERE app = %s "
+                "AND metric = %s AND day BETWEEN %s AND %s GROUP BY subject, key"
+            )
+        return [tuple(r) for r in self._read(sql, (app, metric, first_day, last_day))]
+
+    def last_day(self, app: str) -> int | None:
+        rows = self._read(
+            "SELECT max(day) FROM rollups WHERE app = %s AND metric = 'platform'", (app,)
+        )
+        return rows[0][0] if rows else None
+
+    def raw_events(self, app: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT body FROM events WHERE app = %s ORDER BY time, id", (app,))
+        return [loads_body(r[0]) for r in rows]
+
+    def horizon(self, app: str) -> int:
+        rows = self._read("SELECT before FROM horizons WHERE app = %s", (app,))
+        return int(rows[0][0]) if rows else 0

@@ -198,12 +198,16 @@ class SQLiteStorage(Storage):
         for start in range(0, len(flat), _CHUNK // 3):
             chunk = flat[start : start + _CHUNK // 3]
             values = ",".join(["(?, ?, ?)"] * len(chunk))
-            args: list[Any] = [app]
+            args: list[Any] = []
             for key in chunk:
                 args.extend(key)
+            args.append(app)
+            # A join, not "(day, session, command) IN (VALUES ...)": SQLite would scan the app.
             for day, session, command, fail, ok in self._db.execute(
-                "SELECT day, session, command, fail_min, ok_max FROM sessions "
-                f"WHERE app = ? AND (day, session, command) IN (VALUES {values})",
+                f"WITH k(day, session, command) AS (VALUES {values}) "
+                "SELECT s.day, s.session, s.command, s.fail_min, s.ok_max FROM k "
+                "JOIN sessions AS s ON s.app = ? AND s.day = k.day "
+                "AND s.session = k.session AND s.command = k.command",
                 args,
             ):
                 found[(day, session, command)] = (fail, ok)

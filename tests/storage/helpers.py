@@ -1,0 +1,85 @@
+"""Helpers for the storage tests: a policy, deterministic events, and a rollup snapshot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from optin.analytics.rollups import METRICS, Key, deltas, session_states, struggle_deltas
+from optin.policy import load
+from optin.storage import Storage
+
+POLICY = load(Path(__file__).parent.parent / "data" / "policy.toml")
+APP = POLICY.app
+#: 2026-01-05 00:00 UTC, a Monday.
+T0 = 1_767_571_200
+
+
+def command(
+    n: int,
+    *,
+    hour: int = 0,
+    session: str = "a" * 16,
+    outcome: str = "success",
+    path: str = "start",
+    duration_ms: int = 1200,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid command event with a predictable id (``n``) at ``T0 + hour`` hours."""
+    event: dict[str, Any] = {
+        "id": f"{n:032x}",
+        "kind": "command",
+        "time": T0 + hour * 3600,
+        "app_version": "1.0.0",
+        "os": "linux",
+        "arch": "x86_64",
+        "python": "3.12",
+        "ci": False,
+        "interactive": True,
+        "session": session,
+        "command": path,
+        "options": [],
+        "dimensions": {},
+        "outcome": outcome,
+        "exit_code": 0 if outcome == "success" else 1,
+        "duration_ms": duration_ms,
+        "slow": False,
+    }
+    event.update(extra)
+    return event
+
+
+def active(n: int, *, hour: int = 0, period: str = "day", **extra: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": f"{n:032x}",
+        "kind": "active",
+        "time": T0 + hour * 3600,
+        "app_version": "1.0.0",
+        "os": "linux",
+        "arch": "x86_64",
+        "python": "3.12",
+        "ci": False,
+        "interactive": True,
+        "period": period,
+    }
+    event.update(extra)
+    return event
+
+
+def snapshot(db: Storage, app: str = APP) -> Counter[Key]:
+    """Every rollup count of the app, keyed like :func:`optin.analytics.rollups.deltas`."""
+    out: Counter[Key] = Counter()
+    for metric in METRICS:
+        for day, subject, key, n in db.rollup(app, metric, 0, 10**6, by_day=True):
+            assert day is not None
+            out[(day, metric, subject, key)] += n
+    return out
+
+
+def recompute(events: list[dict[str, Any]]) -> Counter[Key]:
+    """Rollups computed from scratch from every event ever accepted."""
+    out = deltas(events)
+    _, moved = struggle_deltas({}, session_states(events))
+    out.update(moved)
+    return out

@@ -1,0 +1,113 @@
+"""PostgreSQL only: concurrent start-up, concurrent writers, a server that goes away."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from tests.conftest import PgServer
+from tests.storage.helpers import APP, command, recompute, snapshot
+
+from optin.storage import StorageUnavailable, StoreResult, open_storage
+from optin.storage.migrations import POSTGRES
+
+_OPEN = """
+import sys
+from optin.storage import open_storage
+with open_storage(sys.argv[1]) as db:
+    db.store("sample-cli", [])
+print("ok")
+"""
+
+
+def test_migrations_safe_with_processes_starting_at_once(pg_url: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, pg_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        assert out.strip() == b"ok"
+    with psycopg.connect(pg_url) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM optin_migrations ORDER BY 1")]
+    assert names == sorted(m.__name__ for m in POSTGRES)
+
+
+def test_concurrent_writers_count_each_event_once(pg_url: str) -> None:
+    """Four threads (pool connections) send overlapping batches, as retries would."""
+    events = [
+        command(i, hour=i % 40, session=f"{i % 7:016x}", outcome=("success", "failure")[i % 3 == 0])
+        for i in range(400)
+    ]
+    batches = [events[start : start + 60] for start in range(0, 400, 20)]
+    with open_storage(pg_url + "?pool_size=4") as db, ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda b: db.store(APP, b), batches * 2))
+        assert sum(r.accepted for r in results) == 400
+        assert sum(r.conflicts for r in results) == 0
+        assert sum(r.accepted + r.duplicates for r in results) == sum(map(len, batches * 2))
+        assert snapshot(db) == recompute(events)
+
+
+def test_server_down_is_unavailable_then_recovers(pg_server: PgServer, pg_url: str) -> None:
+    with open_storage(pg_url + "?pool_timeout=1") as db:
+        assert db.store(APP, [command(1)]) == StoreResult(1, 0, 0)
+        pg_server.stop()
+        try:
+            start = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                db.store(APP, [command(2)])
+            with pytest.raises(StorageUnavailable):
+                db.ping()
+            assert time.monotonic() - start < 10
+        finally:
+            pg_server.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert db.store(APP, [command(2)]) == StoreResult(1, 0, 0)
+                break
+            except StorageUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    with pytest.raises(StorageUnavailable):
+        open_storage(f"postgresql://postgres@127.0.0.1:{_closed_port()}/x")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_purge_drops_whole_month_partitions(pg_url: str) -> None:
+    events = [command(i, hour=24 * i) for i in range(100)]  # 2026-01-05 .. 2026-04-14
+    with open_storage(pg_url) as db:
+        db.store(APP, events)
+        parts = _partitions(pg_url)
+        assert parts == ["events_p202601", "events_p202602", "events_p202603", "events_p202604"]
+        cutoff = events[60]["time"]  # 2026-03-06: January and February go entirely
+        assert db.purge(APP, cutoff) == 60
+        assert _partitions(pg_url) == ["events_p202603", "events_p202604"]
+        assert db.store(APP, [command(1000, hour=24 * 61)]) == StoreResult(1, 0, 0)
+
+
+def _partitions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
+            )
+        ]

@@ -1,0 +1,106 @@
+"""Rollups equal a recomputation from the raw events, after any mix of batches, repeats, purges."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.storage.helpers import POLICY, T0, recompute, snapshot
+from tests.strategies import valid_events
+
+from optin.storage import Storage, StoreResult, open_storage
+from optin.storage.base import prepare
+
+_SESSIONS = ["0" * 16, "1" * 16]
+_HOURS = 24 * 40  # forty days: crosses a month, so PostgreSQL sees several partitions
+
+
+@st.composite
+def _event(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event squeezed into few sessions and days, so struggle and purges interact."""
+    event: dict[str, Any] = draw(valid_events(POLICY))
+    event["time"] = T0 + draw(st.integers(0, _HOURS)) * 3600
+    if "session" in event:
+        event["session"] = draw(st.sampled_from(_SESSIONS))
+    if event["kind"] == "command":
+        event["command"] = draw(st.sampled_from(["start", "deploy"]))
+        event["options"] = [o for o in event["options"] if o in POLICY.commands["start"].options]
+        event.pop("values", None)
+        if event["command"] != "deploy":
+            event.pop("positionals", None)
+    return event
+
+
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("store"), st.lists(st.integers(0, 29), max_size=12)),
+        st.tuples(st.just("purge"), st.integers(0, _HOURS + 24)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _id(app: str, n: int) -> str:
+    return hashlib.blake2b(f"{app}/{n}".encode(), digest_size=16).hexdigest()
+
+
+def check(db: Storage, app: str, pool: list[dict[str, Any]], steps: list[Any]) -> None:
+    """Run the steps, mirroring them in a model; compare results, raw rows and rollups."""
+    # Pool entries 20..29 reuse the ids of 0..9: a repeat when the content is equal, else a
+    # conflict.
+    events = [{**ev, "id": _id(app, i % 20)} for i, ev in enumerate(pool)]
+    live: dict[str, bytes] = {}  # id -> content hash of the raw copy still kept
+    kept: dict[str, dict[str, Any]] = {}
+    accepted: list[dict[str, Any]] = []
+    horizon = 0
+    for action, arg in steps:
+        if action == "purge":
+            before = T0 + arg * 3600
+            removed = db.purge(app, before)
+            gone = [i for i, ev in kept.items() if ev["time"] < before]
+            assert removed == len(gone)
+            for i in gone:
+                del kept[i], live[i]
+            horizon = max(horizon, before)
+            continue
+        batch = [events[i] for i in arg]
+        want = [0, 0, 0]
+        for p in prepare(app, batch)[0]:
+            ident = p.id.hex()
+            if ident in live:
+                want[1 if live[ident] == p.hash else 2] += 1
+            elif p.event["time"] < horizon:
+                want[1] += 1
+            else:
+                want[0] += 1
+                live[ident] = p.hash
+                kept[ident] = dict(p.event)
+                accepted.append(dict(p.event))
+        _, dup, con = prepare(app, batch)
+        want[1] += dup
+        want[2] += con
+        assert db.store(app, batch) == StoreResult(*want)
+    assert snapshot(db, app) == recompute(accepted)
+    key = lambda ev: (ev["time"], ev["id"])  # noqa: E731
+    assert sorted(db.raw_events(app), key=key) == sorted(kept.values(), key=key)
+
+
+def test_rollups_equal_recomputation(storage_url: str) -> None:
+    apps = (f"app-{n}" for n in itertools.count())
+    with open_storage(storage_url) as db:
+
+        @settings(
+            max_examples=25 if storage_url.startswith("sqlite") else 15,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            database=None,
+        )
+        @given(pool=st.lists(_event(), min_size=30, max_size=30), steps=_steps)
+        def run(pool: list[dict[str, Any]], steps: list[Any]) -> None:
+            check(db, next(apps), pool, steps)
+
+        run()
