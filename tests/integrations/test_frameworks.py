@@ -259,3 +259,64 @@ def test_argparse_the_namespace_main_sees_is_unchanged() -> None:
         argtool.build_parser(), lambda a: seen.append(vars(a)), FakeTelemetry(), argv
     )
     assert seen == [vars(argtool.build_parser().parse_args(argv))]
+
+
+# --- not_recorded --------------------------------------------------------------------------------
+
+
+def test_not_recorded_commands_run_but_are_neither_recorded_nor_drafted() -> None:
+    from optin.integrations import not_recorded
+    from optin.integrations._clicklike import walk as walk_clicklike
+    from optin.integrations.argparse import walk as walk_argparse
+
+    @click.group()
+    def cli() -> None:
+        pass
+
+    @not_recorded
+    @cli.command()
+    def version() -> None:  # the mark on the command object
+        click.echo("1.0")
+
+    @cli.command()
+    @not_recorded
+    def completion() -> None:  # the mark on the callback
+        click.echo("complete")
+
+    @cli.command()
+    def work() -> None:
+        click.echo("working")
+
+    app = typer.Typer(add_completion=False)
+
+    @app.command("version")
+    @not_recorded
+    def typer_version() -> None:
+        print("1.0")
+
+    @app.command("work")
+    def typer_work() -> None:
+        print("working")
+
+    parser = argparse.ArgumentParser(prog="p")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    not_recorded(sub.add_parser("version"))
+    sub.add_parser("work")
+
+    fakes = [FakeTelemetry(policy=None) for _ in range(3)]
+    optin_click.instrument(cli, fakes[0])
+    optin_typer.instrument(app, fakes[1])
+    from typer.testing import CliRunner as TyperRunner
+
+    for name in ("version", "completion", "work"):
+        assert CliRunner().invoke(cli, [name]).exit_code == 0
+    for name in ("version", "work"):
+        assert TyperRunner().invoke(app, [name]).exit_code == 0
+        assert optin_argparse.run(parser, lambda a: a.cmd, fakes[2], [name]) == name
+    assert [[r.path for r in f.recorders] for f in fakes] == [["work"], ["work"], ["work"]]
+
+    from typer.main import get_command
+
+    assert [s.path for s in walk_clicklike(cli)] == ["work"]
+    assert [s.path for s in walk_clicklike(get_command(app))] == ["work"]
+    assert [s.path for s in walk_argparse(parser)] == ["work"]

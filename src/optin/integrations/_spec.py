@@ -10,7 +10,9 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the runtime imports stay at what click and argparse load anyway
     from collections.abc import Iterable, Mapping
-    from typing import Any
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 #: The command path recorded for a root that runs without a subcommand and has no usable name.
 ROOT_FALLBACK = "main"
@@ -65,6 +67,16 @@ def merge_options(inherited: Iterable[OptionSpec], own: Iterable[OptionSpec]) ->
     for option in own:
         merged[option.name] = option
     return list(merged.values())
+
+
+def not_recorded(obj: T) -> T:
+    """Mark a command as never recorded nor drafted (``version``, ``completion``...); returns it.
+
+    Works on a click or typer command function (above or below the framework's decorator), a
+    click command object, or an argparse sub-parser. The ``telemetry`` commands carry the mark.
+    """
+    setattr(obj, INTERNAL_MARK, True)
+    return obj
 
 
 def is_internal(obj: object) -> bool:

@@ -65,6 +65,7 @@ _SEEN: ContextVar[_Parse | None] = ContextVar("optin_argparse_parse", default=No
 _PATHS = "_optin_paths"  # on the root parser: {id(parser): "canister.install"}
 _ACTION_KEY = "_optin_telemetry_action"
 _ARGS_KEY = "_optin_telemetry_args"
+_TELEMETRY_PARSER = "_optin_telemetry_parser"
 
 
 # --- reading the tree ----------------------------------------------------------------------------
@@ -139,7 +140,8 @@ class _Parse:
     def __init__(self, paths: dict[int, str]) -> None:
         self.paths = paths
         self.path = ""
-        self.internal = False
+        self.telemetry = False  # the `telemetry` sub-parser was chosen
+        self.skip = False  # a sub-parser marked not_recorded was chosen
         self.options: dict[str, tuple[bool, str | None]] = {}
         self.positionals = 0
 
@@ -147,8 +149,10 @@ class _Parse:
         if isinstance(action, argparse._SubParsersAction):
             name = values[0] if isinstance(values, list) and values else ""
             chosen = action.choices.get(name)
-            if is_internal(chosen):
-                self.internal = True
+            if getattr(chosen, _TELEMETRY_PARSER, False):
+                self.telemetry = True
+            elif is_internal(chosen):
+                self.skip = True
             known = self.paths.get(id(chosen))
             self.path = known or (f"{self.path}.{name}" if self.path else str(name))
             self.positionals = 0  # count the innermost parser's positionals only
@@ -217,9 +221,6 @@ def instrument(parser: argparse.ArgumentParser, telemetry: Any) -> argparse.Argu
                 action.__class__ = _tracking(type(action))
             except TypeError:
                 pass  # an action class we cannot subclass: it goes unobserved
-    for _name, sub in _children(parser):
-        if is_internal(sub):
-            paths[id(sub)] = TELEMETRY_COMMAND
     setattr(parser, _PATHS, paths)
     return parser
 
@@ -233,6 +234,7 @@ def _add_telemetry_parser(action: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     setattr(sub, INTERNAL_MARK, True)
+    setattr(sub, _TELEMETRY_PARSER, True)
     names = [name for name, _ in TELEMETRY_ACTIONS]
     sub.add_argument(_ACTION_KEY, metavar="ACTION", choices=names, help=", ".join(names))
     sub.add_argument(_ARGS_KEY, nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -256,7 +258,7 @@ def run(
         args = parser.parse_args(argv)
     except SystemExit as exc:
         code = exit_status(exc.code)
-        if code != 0 and not seen.internal:  # 0 is --help or --version
+        if code != 0:  # 0 is --help or --version
             _record(telemetry, seen, "usage_error", code)
         raise
     except argparse.ArgumentError:  # a parser built with exit_on_error=False
@@ -267,9 +269,11 @@ def run(
         raise
     finally:
         _SEEN.reset(token)
-    if seen.internal:
+    if seen.telemetry:
         action = getattr(args, _ACTION_KEY)
         return telemetry.cli([action, *getattr(args, _ARGS_KEY, [])])
+    if seen.skip:
+        return main(args)
     recorder = _start(telemetry, seen)
     try:
         result = main(args)
@@ -312,6 +316,8 @@ def _finish(recorder: Any, outcome: str, code: int, error: BaseException | None 
 
 
 def _record(telemetry: Any, seen: _Parse, outcome: str, code: int) -> None:
+    if seen.telemetry or seen.skip:
+        return
     if outcome == "usage_error" and still_to_ask(telemetry):
         return
     _finish(_start(telemetry, seen, complete=False), outcome, code)
