@@ -778,6 +778,21 @@ def load_cached(path: str, cache_file: str) -> Policy:
     return policy
 
 
+_APP_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _is_app_id(app: str) -> bool:
+    """``APP_PATTERN`` without ``re``: :func:`peek_app` is on the *off* path of every command."""
+    return (
+        2 <= len(app) <= 64
+        and app[0] in _APP_CHARS
+        and not app[0].isdigit()
+        and app[0] != "-"
+        and app[-1] != "-"
+        and all(c in _APP_CHARS for c in app)
+    )
+
+
 def peek_app(path: str) -> str | None:
     """The top-level ``app = "..."`` of a policy file, read without parsing TOML.
 
@@ -796,7 +811,7 @@ def peek_app(path: str) -> str | None:
                     value = value.split("#", 1)[0].strip()
                     if len(value) > 2 and value[0] == value[-1] and value[0] in "\"'":
                         app = value[1:-1]
-                        return app if _pattern(APP_PATTERN).fullmatch(app) else None
+                        return app if _is_app_id(app) else None
                     return None
     except (OSError, UnicodeDecodeError):
         return None

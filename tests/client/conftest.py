@@ -49,7 +49,6 @@ def env(tmp_path: Path) -> Env:
     e.cwd.mkdir()
     e["HOME"] = str(e.home)
     e["PYTHONPATH"] = str(SRC)
-    e["PYTHONDONTWRITEBYTECODE"] = "1"
     return e
 
 

@@ -223,3 +223,11 @@ def test_local_mode_records_apart_and_never_uploads(tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "spool").exists()
     result = t.upload_now()
     assert not result.ok and "local" in result.message
+
+
+def test_bounds_repeated_from_the_event_model() -> None:
+    from optin import events
+    from optin.client import capture
+
+    assert capture.MAX_DURATION_MS == events.MAX_DURATION_MS
+    assert capture.MAX_POSITIONALS == events.MAX_POSITIONALS

@@ -19,7 +19,6 @@ import os
 import sys
 import time
 
-from optin.events import MAX_DURATION_MS, MAX_POSITIONALS
 from optin.policy import OTHER, UNKNOWN_COMMAND
 
 TYPE_CHECKING = False
@@ -37,6 +36,11 @@ __all__ = [
     "error_category",
     "session_id",
 ]
+
+# The bounds of ``optin.events``, repeated so the hot path need not import the validator (a test
+# holds them equal).
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+MAX_POSITIONALS = 10_000
 
 _OS = {"linux": "linux", "darwin": "macos", "win32": "windows", "cygwin": "windows"}
 _ARCH = {
@@ -111,10 +115,10 @@ def session_id(state_dir: str, policy: Policy, now: float) -> str:
     period = int(now // 3600) // policy.settings.session_rotation_hours
     cache = os.path.join(state_dir, "session")
     try:
-        with open(cache, encoding="ascii") as f:
+        with open(cache, "rb") as f:  # binary: text mode would import a codec
             cached_period, cached = f.read(64).split()
         if int(cached_period) == period and len(cached) == 16:
-            return cached
+            return cached.decode()
     except (OSError, ValueError):
         pass
     import hashlib
@@ -158,8 +162,8 @@ def _secret(state_dir: str) -> bytes:
 
 def _write_atomic(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(text.encode())
     os.replace(tmp, path)
 
 

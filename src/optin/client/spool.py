@@ -114,9 +114,14 @@ def dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+_seq = 0
+
+
 def append(directory: str, event: dict[str, Any], policy_version: int, now: float) -> str:
     """Write one event atomically; create the directory on first use. Raises OSError."""
-    name = f"{int(now * 1e9):020d}-{policy_version}-{event['id']}.json"
+    global _seq
+    _seq = (_seq + 1) % 1000  # keeps one process's events in order under a frozen test clock
+    name = f"{int(now * 1e9) + _seq:020d}-{policy_version}-{event['id']}.json"
     data = dumps(event).encode()
     tmp = os.path.join(directory, f".{name}.tmp")
     try:
@@ -277,8 +282,8 @@ def set_next(state_dir: str, when: float) -> None:
     """Record when the next upload may run (atomically)."""
     path = os.path.join(state_dir, NEXT)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(repr(float(when)))
+    with open(tmp, "wb") as f:
+        f.write(repr(float(when)).encode())
     os.replace(tmp, path)
 
 

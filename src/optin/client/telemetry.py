@@ -51,6 +51,11 @@ class CommandRecorder:
         self._dims: dict[str, str] = {}
         self._done = False
 
+    @property
+    def active(self) -> bool:
+        """False for the do-nothing recorder of telemetry that is off: skip any work for it."""
+        return True
+
     def option(self, name: str, value: object = None) -> None:
         """An option given on the command line; its value is kept only if the policy allows it."""
         self._options[name] = value
@@ -109,6 +114,10 @@ class _NullRecorder(CommandRecorder):
     def __init__(self) -> None:
         self.path = ""
         self._done = True
+
+    @property
+    def active(self) -> bool:
+        return False
 
     def option(self, name: str, value: object = None) -> None:
         pass
