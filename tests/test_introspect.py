@@ -137,6 +137,7 @@ def test_the_telemetry_commands_an_integration_adds_are_not_drafted() -> None:
         ("no_such_module_here:x", "cannot import"),
         ("shapes:missing", "has no 'missing'"),
         ("shapes:not_a_cli", "is not a click command"),
+        ("shapes:main", "ran a command line instead of returning one"),
     ],
 )
 def test_bad_targets_are_clear_errors(target: str, message: str) -> None:

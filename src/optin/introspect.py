@@ -51,12 +51,16 @@ def load_target(target: str) -> Any:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise IntrospectError(f"{target!r}: expected MODULE:OBJECT, e.g. mytool.cli:main")
-    if "" not in sys.path:
+    added = "" not in sys.path
+    if added:
         sys.path.insert(0, "")  # like `python -m`: the current directory's modules are found
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise IntrospectError(f"{target!r}: cannot import {module_name!r}: {exc}") from exc
+    finally:
+        if added:
+            sys.path.remove("")
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -82,13 +86,29 @@ def find_commands(obj: Any) -> tuple[str, list[CommandSpec]]:
 
             return ("typer" if kind.startswith("typer") else "click"), walk_clicklike(obj)
         if callable(obj) and _takes_no_arguments(obj):
-            obj = obj()
+            obj = _call_factory(obj)
             continue
         break
     raise IntrospectError(
         f"{type(obj).__name__} is not a click command, a typer app, an argparse parser, "
         "or a function returning one"
     )
+
+
+def _call_factory(factory: Any) -> Any:
+    """Call a function expected to build and return the CLI; one that runs it instead (a
+    ``main()`` that parses ``sys.argv``) is stopped before it can act on optin's arguments."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "optin", "--help-not-a-factory"]
+    try:
+        return factory()
+    except SystemExit:
+        raise IntrospectError(
+            f"calling {getattr(factory, '__qualname__', factory)!r} ran a command line instead "
+            "of returning one: name the click group, typer app or parser itself"
+        ) from None
+    finally:
+        sys.argv = saved
 
 
 def _framework(obj: Any) -> str | None:

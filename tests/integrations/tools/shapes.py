@@ -131,3 +131,8 @@ flat_parser.add_argument("path")
 flat_parser.add_argument("--fast", action="store_true")
 
 not_a_cli = 42
+
+
+def main() -> None:
+    """A tool's entry point: it runs the command line rather than returning it."""
+    tool()
