@@ -11,6 +11,17 @@ from optin.server.app import Collector, create_app
 from optin.storage import Storage, open_storage
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long fuzz runs here only run when asked for (``-m slow``): the default run stays short."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="long run: select it with -m slow")
+    here = Path(__file__).parent
+    for item in items:
+        if "slow" in item.keywords and here in Path(str(item.path)).parents:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'optin.db'}"
