@@ -55,8 +55,7 @@ def known_events() -> list[dict[str, Any]]:
                     **({"error": "ProviderNotFound"} if failing else {}),
                 )
             )
-    for i in range(25):
-        out.append(active(next(ids), hour=12, period="month"))
+    out += [active(next(ids), hour=12, period="month") for _ in range(25)]
     out.append(command(next(ids), hour=2, session="f" * 16, outcome="failure", exit_code=1))
     out.append(command(next(ids), hour=3, session="f" * 16))
     return out
