@@ -29,6 +29,7 @@ from demo_devsy.env import Env
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from optin import Telemetry
+    from optin.policy import Policy
 
 #: The policy ships inside the package, beside this module.
 POLICY = Path(__file__).with_name("telemetry.toml")
@@ -127,13 +128,16 @@ def source_type(source: str, cwd: str) -> tuple[str, str | None]:
     return "unknown", None
 
 
-def make_telemetry(env: Env, **kwargs: Any) -> Telemetry:
-    """The tool's ``Telemetry``: the shipped policy, this version, the per-context switch."""
+def make_telemetry(env: Env, policy: Policy | None = None, **kwargs: Any) -> Telemetry:
+    """The tool's ``Telemetry``: the shipped policy, this version, the per-context switch.
+
+    ``policy``: the shipped policy already loaded (a simulation of many users loads it once).
+    """
     from optin import Telemetry
 
     kwargs.setdefault("app_version", __version__)
     return Telemetry(
-        str(POLICY), environ=env.environ, override=lambda: context_override(env), **kwargs
+        policy or str(POLICY), environ=env.environ, override=lambda: context_override(env), **kwargs
     )
 
 

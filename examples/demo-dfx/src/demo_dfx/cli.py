@@ -30,6 +30,7 @@ from demo_dfx.env import Env
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from optin import Telemetry
+    from optin.policy import Policy
 
 #: The policy ships inside the package, beside this module.
 POLICY = Path(__file__).with_name("telemetry.toml")
@@ -84,12 +85,15 @@ class State:
         os.replace(tmp, self.path)
 
 
-def make_telemetry(env: Env, **kwargs: Any) -> Telemetry:
-    """The tool's ``Telemetry``: the shipped policy, this version, the environment of ``env``."""
+def make_telemetry(env: Env, policy: Policy | None = None, **kwargs: Any) -> Telemetry:
+    """The tool's ``Telemetry``: the shipped policy, this version, the environment of ``env``.
+
+    ``policy``: the shipped policy already loaded (a simulation of many users loads it once).
+    """
     from optin import Telemetry
 
     kwargs.setdefault("app_version", __version__)
-    return Telemetry(str(POLICY), environ=env.environ, **kwargs)
+    return Telemetry(policy or str(POLICY), environ=env.environ, **kwargs)
 
 
 def build(telemetry: Telemetry, env: Env) -> click.Group:
