@@ -184,6 +184,14 @@ def test_canaries_appear_nowhere(cfdev: Any) -> None:
 
 
 def test_report_shows_the_usage(cfdev: Any) -> None:
-    pytest.importorskip("optin.analytics.report")
-    text = str(cfdev.collector.report(APP))
-    assert "start" in text and "IsoNotFound" in text
+    report = cfdev.collector.report(APP)
+    events = report["events"]
+    assert {name: events[name]["count"] for name in events} == {
+        "begin_start": 5,
+        "start_finish": 5,
+        "error": 4,
+        "stop": 2,
+        "uninstall": 1,
+    }
+    start = next(c for c in report["commands"] if c["command"] == "start")
+    assert start["runs"] == 5 and start["failures"] == 4

@@ -193,6 +193,11 @@ def test_canaries_appear_nowhere(devsy: Any) -> None:
 
 
 def test_report_shows_the_usage(devsy: Any) -> None:
-    pytest.importorskip("optin.analytics.report")
-    text = str(devsy.collector.report(APP))
-    assert "provider.delete" in text and "ProviderNotFound" in text
+    report = devsy.collector.report(APP)
+    up = next(c for c in report["commands"] if c["command"] == "up")
+    assert up["runs"] == 8 and up["slow"] == 1 and up["failures"] == 1
+    errors = {(e["error"], e["command"]) for e in report["errors"]}
+    assert errors == {("ProviderNotFound", "provider.delete"), ("SourceNotFound", "up")}
+    dims = report["dimensions"]
+    assert dims["source_type"] == {"git": 2, "image": 2, "local": 2, "container": 1, "unknown": 1}
+    assert dims["desktop"] == {"true": 1, "false": 14}

@@ -217,9 +217,20 @@ def test_requests_are_gzip_json_batches(dfx: Any) -> None:
 
 
 def test_report_shows_the_usage(dfx: Any) -> None:
-    pytest.importorskip("optin.analytics.report")
     report = dfx.collector.report(APP)
-    text = str(report)
-    for command in ("canister.install", "ledger.transfer", "deploy"):
-        assert command in text
-    assert "CanisterNotFound" in text
+    runs = {c["command"]: c["runs"] for c in report["commands"]}
+    assert runs["deploy"] == 4 and runs["canister.install"] == 3
+    errors = {(e["error"], e["command"]) for e in report["errors"]}
+    assert ("CanisterNotFound", "canister.install") in errors
+    assert ("InsufficientFunds", "ledger.transfer") in errors
+    modes = [
+        o for o in report["options"] if (o["command"], o["option"]) == ("canister.install", "mode")
+    ]
+    assert modes[0]["values"] == {"upgrade": 1, "reinstall": 1}
+    assert report["dimensions"]["network"] == {
+        "local-shared": 8,
+        "ic": 2,
+        "local-project": 1,
+        "other": 1,
+    }
+    assert list(report["active"]["mau"].values())[-1] == 1  # one person, counted from a ping
