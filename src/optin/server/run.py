@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -121,6 +122,10 @@ def serve(args: argparse.Namespace) -> int:
             "rate_limit": float(getattr(args, "rate_limit", None) or 600.0),
         }
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these
+    # handlers in place that re-raise is a no-op and ``optin serve`` exits 0 after a clean stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         "optin.server.run:app_factory",
         factory=True,

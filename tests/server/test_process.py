@@ -1,0 +1,167 @@
+"""The collector as a real process: no IP anywhere, SIGKILL mid-ingest, SIGTERM, restarts."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from tests.server.helpers import APP, ProcessServer, batch, event
+
+from optin.storage import open_storage
+
+CANARY_IP = "203.0.113.7"
+CANARY_AGENT = "canary-agent-5d1f0e"
+
+
+def _every_file(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _dump(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        return "\n".join(conn.iterdump())
+
+
+def test_no_ip_or_user_agent_anywhere(tmp_path: Path) -> None:
+    db = tmp_path / "optin.db"
+    server = ProcessServer(tmp_path, f"sqlite:///{db}", "--trust-proxy", "--rate-limit", "20")
+    headers = {"x-forwarded-for": CANARY_IP, "user-agent": CANARY_AGENT}
+    with server, httpx.Client(base_url=server.url, headers=headers) as client:
+        json = {"content-type": "application/json"}
+        bodies: list[Any] = [
+            batch([event(), event("active"), event("event")]),
+            batch([event(os="beos")]),
+            batch([event()], app="nobody"),
+            {"not": "a batch"},
+        ]
+        for body in bodies:
+            client.post("/v1/events", content=orjson.dumps(body), headers=json)
+        client.post("/v1/events", content=b"{", headers=json)
+        client.post("/v1/events", content=b"x", headers={"content-type": "text/plain"})
+        client.get("/nowhere")
+        client.get(f"/v1/apps/{APP}/policy")
+        client.get("/metrics")
+        for _ in range(25):  # past the rate limit: 429s
+            client.post("/v1/events", content=orjson.dumps(batch([event()])), headers=json)
+        with socket.create_connection(("127.0.0.1", server.port)) as s:  # a broken request line
+            s.sendall(f"GARBAGE {CANARY_IP} \x01\r\nuser-agent: {CANARY_AGENT}\r\n\r\n".encode())
+            s.recv(1024)
+        running = _every_file(tmp_path)
+    stopped = _every_file(tmp_path)
+    assert any(p.name == "optin.db" for p in stopped)
+    assert any(p.suffix == ".log" and data for p, data in stopped.items())  # it did log
+    for files in (running, stopped):
+        for path, data in files.items():
+            for canary in (CANARY_IP, CANARY_AGENT):
+                assert canary.encode() not in data, f"{canary} found in {path}"
+                assert canary.encode("utf-16-le") not in data, f"{canary} found in {path}"
+    tables = _dump(db)
+    assert "INSERT INTO" in tables
+    assert CANARY_IP not in tables and CANARY_AGENT not in tables
+
+
+class Sender(threading.Thread):
+    """Sends batches of fresh events until stopped or the server goes away; records acks."""
+
+    def __init__(self, url: str, size: int = 20) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.size = size
+        self.sent: list[list[dict[str, Any]]] = []
+        self.acked: list[str] = []
+        self.statuses: Counter[int] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self.stop.is_set() and len(self.sent) < 2000:
+                events = [event() for _ in range(self.size)]
+                self.sent.append(events)
+                try:
+                    r = client.post(
+                        "/v1/events",
+                        content=orjson.dumps(batch(events)),
+                        headers={"content-type": "application/json"},
+                    )
+                except httpx.TransportError:
+                    return
+                self.statuses[r.status_code] += 1
+                if r.status_code == 200:
+                    self.acked.extend(e["id"] for e in events)
+
+
+def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optin.db'}"
+    server = ProcessServer(tmp_path, url, "--rate-limit", "0").start()
+    senders = [Sender(server.url) for _ in range(3)]
+    try:
+        for s in senders:
+            s.start()
+        time.sleep(1.5)
+        server.signal(signal.SIGKILL)
+        server.wait(10)
+    finally:
+        for s in senders:
+            s.stop.set()
+            s.join(15)
+        server.stop()
+    acked = [i for s in senders for i in s.acked]
+    assert len(acked) > 100, [s.statuses for s in senders]
+    with open_storage(url) as storage:
+        stored = Counter(e["id"] for e in storage.raw_events(APP))
+    assert not [i for i in acked if stored[i] != 1]
+    assert max(stored.values()) == 1
+
+    # Restart on the same database and retry every batch: only the unacknowledged are new.
+    sent = [b for s in senders for b in s.sent]
+    with (
+        ProcessServer(tmp_path, url, "--rate-limit", "0") as again,
+        httpx.Client(base_url=again.url, timeout=10) as client,
+    ):
+        accepted = duplicates = 0
+        for events in sent:
+            r = client.post(
+                "/v1/events",
+                content=orjson.dumps(batch(events)),
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 200, r.text
+            accepted += r.json()["accepted"]
+            duplicates += r.json()["duplicates"]
+    every_id = {e["id"] for events in sent for e in events}
+    assert duplicates >= len(acked)
+    assert accepted + duplicates == len(every_id)
+    with open_storage(url) as storage:
+        stored = Counter(e["id"] for e in storage.raw_events(APP))
+    assert set(stored) == every_id and max(stored.values()) == 1
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_quickly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optin.db'}"
+    server = ProcessServer(tmp_path, url, "--rate-limit", "0").start()
+    senders = [Sender(server.url) for _ in range(3)]
+    for s in senders:
+        s.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    server.signal(signal.SIGTERM)
+    code = server.wait(25)
+    elapsed = time.monotonic() - start
+    for s in senders:
+        s.stop.set()
+        s.join(15)
+    assert code == 0
+    assert elapsed < 20
+    assert all(set(s.statuses) <= {200} for s in senders), [s.statuses for s in senders]
+    acked = [i for s in senders for i in s.acked]
+    with open_storage(url) as storage:
+        stored = Counter(e["id"] for e in storage.raw_events(APP))
+    assert all(stored[i] == 1 for i in acked)
