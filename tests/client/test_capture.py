@@ -231,3 +231,22 @@ def test_bounds_repeated_from_the_event_model() -> None:
 
     assert capture.MAX_DURATION_MS == events.MAX_DURATION_MS
     assert capture.MAX_POSITIONALS == events.MAX_POSITIONALS
+
+
+def test_simulations_may_set_the_platform(tmp_path: Path) -> None:
+    t = Telemetry(
+        POL,
+        "2.0",
+        state_dir=tmp_path / "state",
+        config_dir=tmp_path / "config",
+        environ={"SAMPLE_CLI_TELEMETRY": "on"},
+        clock=Clock(),
+        upload="manual",
+        cwd=tmp_path,
+        platform={"os": "macos", "arch": "arm64", "python": "3.13", "secret": "x"},
+    )
+    with t.command("start"):
+        pass
+    for e in recorded(tmp_path):
+        assert (e["os"], e["arch"], e["python"]) == ("macos", "arm64", "3.13")
+        assert "secret" not in e

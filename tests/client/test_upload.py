@@ -308,3 +308,40 @@ def test_the_uploader_rechecks_consent_before_sending(env: Env, collector: Colle
     )
     assert done.returncode == 1
     assert collector.connections == 0 and len(env.spooled()) == 3
+
+
+def test_an_in_process_simulation_through_the_real_pipeline(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """What the demo does: users on a simulated clock, uploads inline when due."""
+    clock = Clock()
+    users = [
+        Telemetry(
+            POL,
+            "1.0",
+            state_dir=tmp_path / f"user{u}" / "state",
+            config_dir=tmp_path / f"user{u}" / "config",
+            environ={"SAMPLE_CLI_TELEMETRY_ENDPOINT": collector.url},
+            clock=clock,
+            upload="inline",
+            interactive=False,
+            cwd=tmp_path,
+        )
+        for u in range(3)
+    ]
+    for user in users:
+        user.set_choice("on")
+    for day in range(10):
+        for hour in range(5):
+            clock.now = T0 + day * 86400 + hour * 20 * 60  # every 20 minutes
+            for user in users:
+                with user.command("deploy") as cmd:
+                    cmd.positionals(day)
+    for user in users:
+        assert user.upload_now().ok
+    kinds = [e["kind"] for e in collector.events()]
+    assert kinds.count("command") == 3 * 10 * 5
+    assert kinds.count("active") == 3 * (10 + 1)  # Nov 18-27: one month
+    assert max(collector.accepted.values()) == 1
+    # Inline uploads ran on the policy's schedule (hourly in simulated time), not per command.
+    assert len(collector.requests) == 3 * 10 * 2 + 3  # and the final flush

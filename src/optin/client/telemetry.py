@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["CommandRecorder", "Telemetry"]
 
 OUTCOMES = ("success", "failure", "usage_error", "interrupted")
+_PLATFORM_KEYS = ("os", "arch", "python", "ci", "interactive")
 UPLOAD_MODES = ("background", "inline", "manual")
 
 
@@ -166,6 +167,8 @@ class Telemetry:
     - ``transport``: the uploader's :class:`~optin.client.transport.Transport` for foreground
       uploads (default: urllib).
     - ``tool``: the command users type (for messages), default the policy's name.
+    - ``platform``: for simulations, replaces detected context fields (``os``, ``arch``,
+      ``python``, ``ci``, ``interactive``) in every event, e.g. ``{"os": "macos"}``.
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class Telemetry:
         transport: Transport | None = None,
         cwd: str | os.PathLike[str] | None = None,
         tool: str | None = None,
+        platform: Mapping[str, object] | None = None,
     ) -> None:
         if upload not in UPLOAD_MODES:
             raise ValueError(f"upload must be one of {', '.join(UPLOAD_MODES)}, not {upload!r}")
@@ -211,6 +215,7 @@ class Telemetry:
         self._transport = transport
         self._cwd = None if cwd is None else os.fspath(cwd)
         self._tool = tool
+        self._platform = platform
         self.state_dir = (
             os.fspath(state_dir) if state_dir is not None else paths.state_dir(app, self.environ)
         )
@@ -225,7 +230,7 @@ class Telemetry:
         self._stack: list[CommandRecorder] = []
         self._ctx: Context | None = None
         self._ready = False
-        self._pinged = False
+        self._pinged = -1
 
     # --- the policy ---------------------------------------------------------------------------
 
@@ -428,6 +433,10 @@ class Telemetry:
             self._ctx = Context(
                 self.app_version, consent.is_ci(self.environ), self.is_interactive()
             )
+            if self._platform:
+                self._ctx.fields.update(
+                    (k, v) for k, v in self._platform.items() if k in _PLATFORM_KEYS
+                )
         return self._ctx
 
     def _prepare(self) -> None:
@@ -440,8 +449,9 @@ class Telemetry:
 
         local = self.decision().state == "local"
         directory = os.path.join(self.state_dir, spool.LOCAL if local else spool.SPOOL)
-        if not self._pinged:
-            self._pinged = True
+        day = int(now // 86400)
+        if self._pinged != day:  # once per process and UTC day (a simulation lives for months)
+            self._pinged = day
             events = capture.active_pings(self.state_dir, self._context(), now) + events
         for event in events:
             spool.append(directory, event, self.policy.version, now)
@@ -593,6 +603,7 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
             (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0),
         ]
+        # (Not SCHED_IDLE: on a busy machine it starves the uploader for many seconds.)
         _children.append(
             os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
         )

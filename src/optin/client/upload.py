@@ -296,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the detached process: one run, quietly; exit status for tests only."""
     import threading
 
+    try:
+        os.nice(10)  # never urgent: leave the CPU to the tool the user is waiting for
+    except (AttributeError, OSError):
+        pass
     watchdog = threading.Timer(HARD_LIMIT_SECONDS, os._exit, (3,))
     watchdog.daemon = True
     watchdog.start()
