@@ -394,6 +394,7 @@ def make_person(tool: str, n: int, rng: random.Random, homes: Path) -> Person:
         upgrade_lag=rng.expovariate(1 / 8),
     )
     t = person.traits
+    t["platform"] = platform(tool, rng)
     if tool == "demo-dfx":
         t["project"] = rng.random() < 0.6
         t["mainnet"] = rng.random() < 0.35
@@ -410,6 +411,18 @@ def make_person(tool: str, n: int, rng: random.Random, homes: Path) -> Person:
         t["iso"] = rng.random() < 0.4
         t["uninstalls"] = rng.random() < 0.25
     return person
+
+
+def platform(tool: str, rng: random.Random) -> dict[str, str]:
+    """Operating system, CPU and Python of a simulated person (one machine each)."""
+    weights = {"demo-dfx": [45, 55, 0], "demo-devsy": [40, 45, 15], "demo-cfdev": [35, 40, 25]}
+    os_name = rng.choices(["linux", "macos", "windows"], weights[tool])[0]
+    arm = {"linux": 0.15, "macos": 0.7, "windows": 0.05}[os_name]
+    return {
+        "os": os_name,
+        "arch": "arm64" if rng.random() < arm else "x86_64",
+        "python": rng.choices(["3.11", "3.12", "3.13"], [4, 4, 2])[0],
+    }
 
 
 @contextlib.contextmanager
@@ -445,6 +458,7 @@ def simulate_person(tool: Tool, person: Person, start: float, stats: dict[str, i
             interactive=interactive,
             upload="manual",
             cwd=str(person.project),
+            platform=person.traits["platform"],
         )
 
     def env_for() -> Any:
@@ -535,6 +549,30 @@ def scratch_dir() -> str:
     return tempfile.mkdtemp(prefix="optin-demo-people-", dir=base)
 
 
+def publish() -> str:
+    """``optin publish``: the open-data site (small counts suppressed)."""
+    out = DATA / "site"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optin",
+            "publish",
+            "--db",
+            f"sqlite:///{DATA / 'optin.db'}",
+            "--policies",
+            str(DATA / "policies"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        return f"optin publish failed: {proc.stderr.strip()}"
+    return f"Open-data site (counts below 10 suppressed): {out / 'index.html'}"
+
+
 def main() -> int:
     began = time.monotonic()
     stop_previous()
@@ -568,10 +606,12 @@ def main() -> int:
         shutil.rmtree(homes, ignore_errors=True)
     for app in PEOPLE:
         report(app)
+    site = publish()
     elapsed = time.monotonic() - began
     print(
         f"\nDone in {elapsed:.0f} s. The collector is still running at {endpoint} "
         f"(PID {pid}; dashboard at {endpoint}/, log in demo-data/collector.log).\n"
+        f"{site}\n"
         f"Stop it with: kill {pid}",
         flush=True,
     )
