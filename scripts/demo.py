@@ -549,6 +549,15 @@ def scratch_dir() -> str:
     return tempfile.mkdtemp(prefix="optin-demo-people-", dir=base)
 
 
+def dashboard(endpoint: str) -> str:
+    """``dashboard at URL, `` when the collector serves one."""
+    try:
+        with urllib.request.urlopen(endpoint + "/", timeout=5) as r:
+            return f"dashboard at {endpoint}/, " if r.status == 200 else ""
+    except OSError:
+        return ""
+
+
 def publish() -> str:
     """``optin publish``: the open-data site (small counts suppressed)."""
     out = DATA / "site"
@@ -610,7 +619,7 @@ def main() -> int:
     elapsed = time.monotonic() - began
     print(
         f"\nDone in {elapsed:.0f} s. The collector is still running at {endpoint} "
-        f"(PID {pid}; dashboard at {endpoint}/, log in demo-data/collector.log).\n"
+        f"(PID {pid}; {dashboard(endpoint)}log in demo-data/collector.log).\n"
         f"{site}\n"
         f"Stop it with: kill {pid}",
         flush=True,

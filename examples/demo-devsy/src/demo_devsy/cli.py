@@ -141,16 +141,9 @@ def make_telemetry(env: Env, policy: Policy | None = None, **kwargs: Any) -> Tel
     )
 
 
-def not_recorded(fn: Any) -> Any:
-    """Mark a command as trivial: optin records nothing for it (and drafts no policy entry)."""
-    from optin.integrations._spec import INTERNAL_MARK
-
-    setattr(fn, INTERNAL_MARK, True)
-    return fn
-
-
 def build(telemetry: Telemetry, env: Env) -> typer.Typer:
     """The typer app, instrumented with ``telemetry``."""
+    from optin.integrations import not_recorded
     from optin.integrations.typer import instrument
 
     config = Config(env)
