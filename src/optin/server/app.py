@@ -120,6 +120,7 @@ class Collector:
             Route("/v1/apps/{app}/notice", self.notice, methods=["GET"]),
             *extra_routes,
         ]
+        self.dashboard = dashboard
         if dashboard is not None:
             routes.append(Mount("/dashboard", app=dashboard))
         self.router = Starlette(
@@ -153,6 +154,9 @@ class Collector:
             yield
         finally:
             await asyncio.to_thread(self.writer.close)
+            close = getattr(self.dashboard, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
 
     # --- POST /v1/events --------------------------------------------------------------------
 
@@ -290,8 +294,14 @@ def create_app(
 
     Options: ``trust_proxy``, ``rate_limit`` (requests per minute per source; 0 turns it off),
     ``body_timeout`` (seconds), ``writer_threads``, ``dashboard`` (an ASGI app for
-    ``/dashboard``), ``extra_routes``.
+    ``/dashboard``; default :class:`~optin.server.dashboard.Dashboard`), ``dashboard_token``
+    (required by the default dashboard when given), ``extra_routes``.
     """
     if not isinstance(policies, Policies):
         policies = Policies.load(policies)
+    token = options.pop("dashboard_token", None)
+    if "dashboard" not in options:
+        from optin.server.dashboard import Dashboard
+
+        options["dashboard"] = Dashboard(policies, storage_url, token=token)
     return Collector(policies, storage_url, **options)

@@ -93,6 +93,7 @@ def app_factory() -> Any:
         settings["db"],
         trust_proxy=settings["trust_proxy"],
         rate_limit=settings["rate_limit"],
+        dashboard_token=settings.get("dashboard_token"),
     )
 
 
@@ -100,9 +101,14 @@ def serve(args: argparse.Namespace) -> int:
     """Check the policies and the database, then run uvicorn until SIGTERM / SIGINT."""
     import uvicorn
 
+    from optin.server.access import dashboard_token
     from optin.server.ingest import Policies
     from optin.storage import StorageError, open_storage
 
+    token, problem = dashboard_token(args.host, getattr(args, "dashboard_token", None))
+    if problem:
+        print(f"optin serve: {problem}", file=sys.stderr)
+        return 1
     try:
         Policies.load(args.policies)
     except ValueError as exc:  # PolicyError is a ValueError
@@ -120,6 +126,7 @@ def serve(args: argparse.Namespace) -> int:
             "db": args.db,
             "trust_proxy": bool(getattr(args, "trust_proxy", False)),
             "rate_limit": float(getattr(args, "rate_limit", None) or 600.0),
+            "dashboard_token": token,
         }
     )
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these
