@@ -17,7 +17,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -62,8 +62,7 @@ RollupRow = tuple[int | None, str, str, int]
 _INT_FIELDS = ("time", "exit_code", "duration_ms", "positionals")
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     """An event ready to be written: its binary id, canonical body and content hash."""
 
     id: bytes
@@ -72,8 +71,12 @@ class Prepared:
     event: Mapping[str, Any]
 
 
-def _canonical(event: Mapping[str, Any]) -> dict[str, Any]:
+def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """Integral floats become ints, so ``3600.0`` and ``3600`` are the same content."""
+    if not any(type(event.get(name)) is float for name in _INT_FIELDS) and not (
+        event.get("properties") and float in map(type, event["properties"].values())
+    ):
+        return event
     ev = dict(event)
     for name in _INT_FIELDS:
         value = ev.get(name)
