@@ -40,6 +40,7 @@ def page(title: str, body: str, *, head: str = "") -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{CSS}</style>{head}</head>"
         f"<body>{body}</body></html>\n"
     )

@@ -123,8 +123,10 @@ def line_chart(
         )
     shown = sorted({0, n - 1, *(round(i * (n - 1) / 5) for i in range(1, 5))}) if n > 1 else [0]
     for i in shown:
+        # The first and last labels hang inwards so that they are not cut at the edges.
+        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
         parts.append(
-            f'<text x="{x_at(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+            f'<text x="{x_at(i):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
             f'fill="#444">{escape(x_labels[i])}</text>'
         )
     for index, (label, points) in enumerate(series.items()):

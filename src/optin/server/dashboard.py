@@ -258,6 +258,8 @@ def render_app(app: str, days: int, figures: dict[str, Any] | None, root: str = 
         "<h2>Commands</h2>",
         charts.bar_chart("commands", "Runs per command", [(c.command, c.runs) for c in cmds]),
         "<h2>Failures</h2>",
+        '<p class="note">Failure = outcome failure or usage error. Orange: a command with an '
+        "error-rate spike in this period (below).</p>",
         charts.bar_chart(
             "failure-rate",
             "Failure rate per command",
@@ -369,8 +371,8 @@ def _platforms(shares: dict[str, dict[str, int]]) -> str:
         ("os", "Operating systems"),
         ("arch", "CPU architectures"),
         ("python", "Python versions"),
-        ("ci", "CI (1) or not (0)"),
-        ("interactive", "At a terminal (1) or not (0)"),
+        ("ci", "Run in CI"),
+        ("interactive", "Run at a terminal"),
     ):
         values = shares.get(name, {})
         out.append(f"<h3>{escape(title)}</h3>")
