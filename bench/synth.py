@@ -24,7 +24,7 @@ _PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 def synth_events(
     policy: Policy, n: int, *, days: int = 90, end_day: int = 20_400, seed: int = 1
 ) -> Iterator[dict[str, Any]]:
-    """Yield about ``n`` events spread over ``days`` days ending on UTC day ``end_day``.
+    """Yield about ``n`` events (within a few %) over ``days`` days ending on UTC day ``end_day``.
 
     Events come grouped the way clients upload them: per install, per day, in time order.
     """
@@ -33,8 +33,8 @@ def synth_events(
     weights = [1.0 / (i + 1) ** 1.2 for i in range(len(commands))]
     errors = [*policy.errors, OTHER]
     per_install_day = 6
-    installs = max(1, n // (days * per_install_day))
-    made = 0
+    # About 6.6 events per install and day: a day ping, ~5 runs, retries, custom events.
+    installs = max(1, round(n / (days * 6.6)))
     first = end_day - days + 1
     getrandbits = rnd.getrandbits
     for day in range(first, end_day + 1):
@@ -62,7 +62,6 @@ def synth_events(
                 **common,
                 "period": "day",
             }
-            made += 1
             if (day - first) % 30 == install % 30:
                 yield {
                     "id": f"{getrandbits(128):032x}",
@@ -71,7 +70,6 @@ def synth_events(
                     **common,
                     "period": "month",
                 }
-                made += 1
             for _ in range(rnd.randrange(1, 2 * per_install_day - 2)):
                 path = rnd.choices(commands, weights)[0]
                 cmd = policy.commands[path]
@@ -116,7 +114,6 @@ def synth_events(
                 if outcome in ("failure", "usage_error"):
                     event["error"] = rnd.choice(errors)
                 yield event
-                made += 1
                 if outcome != "success" and rnd.random() < 0.5:
                     retry = {
                         **event,
@@ -127,7 +124,6 @@ def synth_events(
                     }
                     retry.pop("error", None)
                     yield retry
-                    made += 1
                 if rnd.random() < 0.3:
                     hour = min(hour + 3600, day * 86400 + 23 * 3600)
             for name, edef in policy.events.items():
@@ -150,6 +146,3 @@ def synth_events(
                         "properties": props,
                         "dimensions": {},
                     }
-                    made += 1
-            if made >= n:
-                return
