@@ -66,7 +66,11 @@ def _charts(app: str, released: Sequence[Released]) -> str:
             "MAU (its month)": [monthly.get(d[:7]) for d in dates],
         },
     )
-    commands = _rows(released, "commands")
+    commands = sorted(
+        (r for r in _rows(released, "commands") if r["runs"] is not None),
+        key=lambda r: (-r["runs"], r["command"]),
+    )
+    failing = _rows(released, "daily_failures")
     parts = [
         "<h3>Active installs</h3>",
         line,
@@ -74,13 +78,29 @@ def _charts(app: str, released: Sequence[Released]) -> str:
         charts.bar_chart(
             f"{app}-commands",
             "Command runs",
-            [(r["command"], r["runs"]) for r in commands if r["runs"] is not None],
+            [(r["command"], r["runs"]) for r in commands],
         ),
         "<h3>Failure rate</h3>",
         charts.bar_chart(
             f"{app}-failure-rate",
             "Failure rate per command",
-            [(r["command"], r["failure_rate"]) for r in commands if r["runs"] is not None],
+            [(r["command"], r["failure_rate"]) for r in commands],
+            fmt=charts.fmt_percent,
+            max_value=1.0,
+        ),
+        "<h3>Failure rate per day (spikes)</h3>",
+        charts.line_chart(
+            f"{app}-daily-failure-rate",
+            "Failure rate per day, all commands",
+            [r["date"] for r in failing],
+            {"failure rate": [r["failure_rate"] for r in failing]},
+            fmt=charts.fmt_percent,
+        ),
+        "<h3>Struggle</h3>",
+        charts.bar_chart(
+            f"{app}-struggle",
+            "Session-days with a failure that then succeeded",
+            [(r["command"], r["recovery_rate"]) for r in commands],
             fmt=charts.fmt_percent,
             max_value=1.0,
         ),
