@@ -345,6 +345,14 @@ class User:
                     answered = True
                 if proc.poll() is not None and not ready:
                     break
+            while select.select([master], [], [], 0.05)[0]:  # what it wrote just before exiting
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                shown += chunk
             out = proc.stdout.read() if proc.stdout else b""
             if proc.stdout:
                 proc.stdout.close()
