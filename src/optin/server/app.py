@@ -137,11 +137,12 @@ class Collector:
                 await self.ingest(scope, receive, send)
             else:
                 body = error_body("method_not_allowed", "use POST /v1/events")
+                length = (b"content-length", str(len(body)).encode())
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 405,
-                        "headers": [*_JSON, (b"allow", b"POST")],
+                        "headers": [*_JSON, (b"allow", b"POST"), length],
                     }
                 )
                 await send({"type": "http.response.body", "body": body})
@@ -169,6 +170,7 @@ class Collector:
             status, body, headers = exc.status, exc.body(), exc.headers()
         except _Incomplete:
             status, body, headers = 400, error_body("malformed", "incomplete body"), _JSON
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.metrics.observe(status, time.perf_counter() - start)

@@ -187,16 +187,6 @@ def _count_keys(root: Any) -> int:
     return count
 
 
-def _event_keys(event: dict[str, Any]) -> int:
-    """Keys of a valid event: its own and those of its (flat) nested objects."""
-    count = len(event)
-    for name in ("dimensions", "properties", "values"):
-        nested = event.get(name)
-        if nested is not None:
-            count += len(nested)
-    return count
-
-
 class _DuplicateKey(Exception):
     pass
 
@@ -263,8 +253,9 @@ def parse_batch(raw: bytes, policies: Policies, now: float) -> Batch:
     retention = policy.settings.retention_days
     keys = 3
     for index, event in enumerate(events):
-        if check(event):
-            keys += _event_keys(event)
+        count = check(event)
+        if count:
+            keys += count
             reason = window_reason(event["time"], now, retention)
             if reason is None:
                 valid.append(event)

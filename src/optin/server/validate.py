@@ -2,13 +2,16 @@
 
 The reference validator rebuilds its lookup tables for every event and raises to say no; at
 100,000 events a second that is most of the budget. :func:`compile_policy` builds the tables once
-and returns a closure that answers ``True`` / ``False``. The reason for a refused event is then
-asked of the reference validator, so the messages a client sees are the reference's own, word for
-word; only the (rare) refusals pay for it. ``tests/server/test_validate.py`` holds the verdicts of
-the two equal on generated events.
+and returns a closure that answers 0 (refused) or the number of keys in the event (accepted; the
+decoder uses the count to spot repeated keys). The reason for a refused event is then asked of the
+reference validator, so the messages a client sees are the reference's own, word for word; only
+the (rare) refusals pay for it. ``tests/server/test_validate.py`` holds the verdicts of the two
+equal on generated events.
 
-The closure also turns integral floats (``3600.0``) into ints in the fields that are integers, so
-storage never sees a float where the schema says integer (the reference accepts both).
+Ids and session ids are checked with ``str.strip`` over the hex digits (``^[0-9a-f]{32}$`` without
+a regex); version strings are checked once per distinct value. The closure also turns integral
+floats (``3600.0``) into ints in the fields that are integers, so storage never sees a float where
+the schema says integer (the reference accepts both).
 
 On top of the reference rules the collector checks the time window (:func:`window_reason`): an
 event more than two hours in the future, or older than the app's retention, is refused.
@@ -22,7 +25,6 @@ from typing import Any
 
 from optin.events import (
     ARCHES,
-    ID_RE,
     KINDS,
     MAX_DURATION_MS,
     MAX_POSITIONALS,
@@ -30,7 +32,6 @@ from optin.events import (
     OUTCOMES,
     PERIODS,
     PYTHON_RE,
-    SESSION_RE,
     TIME_MAX,
     TIME_MIN,
     VERSION_RE,
@@ -51,7 +52,10 @@ __all__ = [
 #: A client's clock may run this far ahead (seconds) before its events are refused.
 FUTURE_SLACK = 2 * 3600
 
-Checker = Callable[[Any], bool]
+#: ``check(event)``: 0 when the reference would refuse ``event``, else the number of keys in it
+#: and its nested objects (the decoder compares that with the text to spot repeated keys).
+Checker = Callable[[Any], int]
+_HEX = "0123456789abcdef"
 
 _COMMON = frozenset(
     ("id", "kind", "time", "app_version", "os", "arch", "python", "ci", "interactive")
@@ -73,9 +77,7 @@ def _with_other(values: tuple[str, ...] | None) -> frozenset[str]:
 
 
 def compile_policy(policy: Policy) -> Checker:
-    """Return ``check(event) -> bool``: does the reference validator accept ``event``?"""
-    id_ok = re.compile(ID_RE).match
-    session_ok = re.compile(SESSION_RE).match
+    """Return ``check(event) -> int``: non-zero when the reference validator accepts ``event``."""
     version_ok = re.compile(VERSION_RE).match
     python_ok = re.compile(PYTHON_RE).match
     oses, arches = frozenset(OSES), frozenset(ARCHES)
@@ -103,128 +105,160 @@ def compile_policy(policy: Policy) -> Checker:
     commands[UNKNOWN_COMMAND] = (frozenset(), {}, False)
 
     def integer(event: dict[str, Any], key: str, low: int, high: int) -> bool:
+        """The slow path of an integer field: anything but a plain int."""
         value = event[key]
-        kind = type(value)
-        if kind is int:
-            return low <= value <= high  # type: ignore[no-any-return]
-        if kind is float and value.is_integer() and low <= value <= high:
+        if type(value) is float and value.is_integer() and low <= value <= high:
             event[key] = int(value)
             return True
         return False
 
-    def closed(value: Any, table: dict[str, frozenset[str]]) -> bool:
-        if type(value) is not dict:
+    # Version strings repeat across events: remember the verdicts (bounded, reset when full).
+    versions: dict[str, bool] = {}
+    pythons: dict[str, bool] = {}
+
+    def version(value: Any, match: Callable[[str], Any], seen: dict[str, bool]) -> bool:
+        if type(value) is not str:
             return False
+        verdict = seen.get(value)
+        if verdict is None:
+            if len(seen) > 4096:
+                seen.clear()
+            verdict = seen[value] = match(value) is not None
+        return verdict
+
+    def closed(value: Any, table: dict[str, frozenset[str]]) -> int:
+        """Keys + 1 of a valid closed object, else 0."""
+        if type(value) is not dict:
+            return 0
         for key, item in value.items():
             values = table.get(key)
             if values is None or type(item) is not str or item not in values:
-                return False
-        return True
+                return 0
+        return len(value) + 1
 
-    def check(event: Any) -> bool:
+    def check(event: Any) -> int:
         if type(event) is not dict:
-            return False
+            return 0
         kind = event.get("kind")
         if type(kind) is not str or kind not in kinds:
-            return False
+            return 0
         keys = event.keys()
         if not (keys >= required[kind] and keys <= allowed[kind]):
-            return False
+            return 0
         value = event["id"]
-        if type(value) is not str or not id_ok(value):
-            return False
-        if not integer(event, "time", TIME_MIN, TIME_MAX) or event["time"] % 3600:
-            return False
-        value = event["app_version"]
-        if type(value) is not str or not version_ok(value):
-            return False
+        if type(value) is not str or len(value) != 32 or value.strip(_HEX):
+            return 0
+        value = event["time"]
+        if type(value) is int:
+            if not TIME_MIN <= value <= TIME_MAX or value % 3600:
+                return 0
+        elif not integer(event, "time", TIME_MIN, TIME_MAX) or event["time"] % 3600:
+            return 0
         value = event["os"]
         if type(value) is not str or value not in oses:
-            return False
+            return 0
         value = event["arch"]
         if type(value) is not str or value not in arches:
-            return False
-        value = event["python"]
-        if type(value) is not str or not python_ok(value):
-            return False
+            return 0
+        if not version(event["app_version"], version_ok, versions) or not version(
+            event["python"], python_ok, pythons
+        ):
+            return 0
         if type(event["ci"]) is not bool or type(event["interactive"]) is not bool:
-            return False
+            return 0
         if kind == "active":
             value = event["period"]
-            return type(value) is str and value in periods
+            return len(event) if type(value) is str and value in periods else 0
         value = event["session"]
-        if type(value) is not str or not session_ok(value):
-            return False
-        if not closed(event["dimensions"], dims):
-            return False
-        if kind == "event":
-            return _custom(event)
-        return _command(event)
+        if type(value) is not str or len(value) != 16 or value.strip(_HEX):
+            return 0
+        nested = closed(event["dimensions"], dims)
+        if not nested:
+            return 0
+        more = _custom(event) if kind == "event" else _command(event)
+        return len(event) + nested + more - 2 if more else 0
 
-    def _custom(event: dict[str, Any]) -> bool:
+    def _custom(event: dict[str, Any]) -> int:
         name = event["name"]
         if type(name) is not str:
-            return False
+            return 0
         props = events.get(name)
         if props is None:
-            return False
+            return 0
         given = event["properties"]
         if type(given) is not dict:
-            return False
+            return 0
         for key, item in given.items():
             spec = props.get(key)
             if spec is None:
-                return False
+                return 0
             ptype, values = spec
             if ptype == "enum":
                 if type(item) is not str or item not in values:
-                    return False
+                    return 0
             elif ptype == "bool":
                 if type(item) is not bool:
-                    return False
+                    return 0
             elif type(item) is int:
                 if item not in values:
-                    return False
+                    return 0
             elif type(item) is float and item.is_integer() and int(item) in values:
                 given[key] = int(item)
             else:
-                return False
-        return True
+                return 0
+        return len(given) + 1
 
-    def _command(event: dict[str, Any]) -> bool:
+    def _command(event: dict[str, Any]) -> int:
         path = event["command"]
         if type(path) is not str:
-            return False
+            return 0
         spec = commands.get(path)
         if spec is None:
-            return False
+            return 0
         declared, valued, positional = spec
         options = event["options"]
         if type(options) is not list:
-            return False
+            return 0
         for name in options:
             if type(name) is not str or name not in declared:
-                return False
-        if len(set(options)) != len(options):
-            return False
-        if "values" in event and not closed(event["values"], valued):
-            return False
-        if "positionals" in event and not (
-            positional and integer(event, "positionals", 0, MAX_POSITIONALS)
-        ):
-            return False
+                return 0
+        if len(options) > 1 and len(set(options)) != len(options):
+            return 0
+        count = 1
+        if "values" in event:
+            nested = closed(event["values"], valued)
+            if not nested:
+                return 0
+            count += nested - 1
+        if "positionals" in event:
+            value = event["positionals"]
+            if not positional:
+                return 0
+            if type(value) is int:
+                if not 0 <= value <= MAX_POSITIONALS:
+                    return 0
+            elif not integer(event, "positionals", 0, MAX_POSITIONALS):
+                return 0
         value = event["outcome"]
         if type(value) is not str or value not in outcomes:
-            return False
-        if not integer(event, "exit_code", 0, 255):
-            return False
+            return 0
+        value = event["exit_code"]
+        if type(value) is int:
+            if not 0 <= value <= 255:
+                return 0
+        elif not integer(event, "exit_code", 0, 255):
+            return 0
         if "error" in event:
             value = event["error"]
             if type(value) is not str or value not in errors:
-                return False
-        if not integer(event, "duration_ms", 0, MAX_DURATION_MS):
-            return False
-        return type(event["slow"]) is bool
+                return 0
+        value = event["duration_ms"]
+        if type(value) is int:
+            if not 0 <= value <= MAX_DURATION_MS:
+                return 0
+        elif not integer(event, "duration_ms", 0, MAX_DURATION_MS):
+            return 0
+        return count if type(event["slow"]) is bool else 0
 
     return check
 
