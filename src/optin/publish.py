@@ -153,7 +153,8 @@ def release(table: Table, min_count: int, noise: Noise | None) -> Released:
         cells = {
             "|".join(str(r[k]) for k in keys) + "|" + c: int(r[c]) for r in rows for c in counts
         }
-        out, threshold = noise.threshold(cells, len(keys), table.sensitivity, min_count)
+        # Each cell moves by at most 1 (L-infinity), so at most ``sensitivity`` cells move (L0).
+        out, threshold = noise.threshold(cells, table.sensitivity, table.sensitivity, min_count)
         for r in rows:
             base = "|".join(str(r[k]) for k in keys) + "|"
             for c in counts:
