@@ -98,6 +98,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[
     return parser, subs
 
 
+def command_tree() -> argparse.ArgumentParser:
+    """The parser for ``optin policy init demo_cfdev.cli:command_tree``."""
+    return build_parser()[0]
+
+
 def make_telemetry(env: Env, policy: Policy | None = None, **kwargs: Any) -> Telemetry:
     """The tool's ``Telemetry``: the shipped policy, this version, the environment of ``env``.
 

@@ -258,6 +258,12 @@ def build(telemetry: Telemetry, env: Env) -> typer.Typer:
     return app
 
 
+def command_tree() -> typer.Typer:
+    """The app for ``optin policy init demo_devsy.cli:command_tree`` (telemetry stays off)."""
+    env = Env(environ={})
+    return build(make_telemetry(env), env)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``demo-devsy`` console script."""
     env = Env()

@@ -264,6 +264,12 @@ def build(telemetry: Telemetry, env: Env) -> click.Group:
     return cli
 
 
+def command_tree() -> click.Group:
+    """The tree for ``optin policy init demo_dfx.cli:command_tree`` (telemetry stays off)."""
+    env = Env(environ={})
+    return build(make_telemetry(env), env)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``demo-dfx`` console script."""
     env = Env()
