@@ -575,6 +575,7 @@ class Telemetry:
 
 
 _children: list[int] = []
+_SH = "/bin/sh"
 
 
 def _spawn(job: str, environ: Mapping[str, str]) -> None:
@@ -607,9 +608,13 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
         ]
         # No scheduler hints: SCHED_IDLE starves the uploader on a busy machine, and glibc's
         # posix_spawn refuses SCHED_BATCH. The uploader renices itself once it runs.
-        _children.append(
-            os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
-        )
+        program, args = sys.executable, argv
+        if os.path.exists(_SH):
+            # Start Python half a second later, through the shell: the tool has usually exited
+            # by then, so on a small, busy machine the uploader's start-up (tens of ms of CPU)
+            # does not compete with the tool the user is waiting for.
+            program, args = _SH, [_SH, "-c", 'sleep 0.5; exec "$0" "$@"', *argv]
+        _children.append(os.posix_spawn(program, args, env, file_actions=actions, setsid=True))
         return
     import subprocess
 
