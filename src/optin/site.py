@@ -15,7 +15,7 @@ from optin.analytics.queries import iso
 from optin.policy import Policy
 
 if TYPE_CHECKING:
-    from optin.publish import Released
+    from optin.analytics.release import Released
 
 __all__ = ["CSS", "page", "render_index"]
 
