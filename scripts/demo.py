@@ -75,6 +75,12 @@ def stop_previous() -> None:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
         return
+    try:  # only if that PID is still our collector (PIDs are reused)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        cmdline = []
+    if b"serve" not in cmdline or str(DATA).encode() not in b" ".join(cmdline):
+        return
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
