@@ -174,7 +174,7 @@ def run_cli(argv: Sequence[str], env: Env, telemetry: Telemetry | None = None) -
     command = next((a for a in argv if not a.startswith("-")), None)
     if telemetry is None:
         telemetry = make_telemetry(env)
-        if command != "start" and telemetry.decision().state == "ask":
+        if command not in ("start", "telemetry") and telemetry.decision().state == "ask":
             # PCF Dev puts the question on the first start only; until then, stay off.
             telemetry = make_telemetry(env, interactive=False)
     parser, subs = build_parser()
