@@ -206,6 +206,7 @@ def _assert_suppressed(out: Path, package: dict[str, Any]) -> int:
                     )
                     if row[num] is None:
                         assert row[f["name"]] is None, (resource["path"], row)
+                    assert row[f["name"]] is None or 0 <= row[f["name"]] <= 1, row
     return shown
 
 

@@ -139,7 +139,8 @@ def release(table: Table, min_count: int, noise: Noise | None) -> Released:
         for f in table.fields:
             if f.rate is not None:
                 num, den = r[f.rate[0]], r[f.rate[1]]
-                r[f.name] = round(num / den, 4) if num is not None and den else None
+                # Every rate is a proportion: noise can push it past 1, clamping is post-processing.
+                r[f.name] = round(min(1.0, num / den), 4) if num is not None and den else None
     out_rows = [{f.name: r.get(f.name) for f in table.fields} for r in kept]
     return Released(table, out_rows, mechanism, noisy)
 
