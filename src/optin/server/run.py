@@ -125,7 +125,9 @@ def serve(args: argparse.Namespace) -> int:
             "policies": os.path.abspath(args.policies),
             "db": args.db,
             "trust_proxy": bool(getattr(args, "trust_proxy", False)),
-            "rate_limit": float(getattr(args, "rate_limit", None) or 600.0),
+            "rate_limit": float(
+                600.0 if getattr(args, "rate_limit", None) is None else args.rate_limit
+            ),
             "dashboard_token": token,
         }
     )
