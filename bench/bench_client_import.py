@@ -32,6 +32,29 @@ t = Telemetry(sys.argv[1], "1.0.0")
 with t.command("canister.install") as cmd:
     cmd.option("mode", "install")
 """
+CLICK_TOOL = """
+import sys
+import click
+from optin import Telemetry
+from optin.integrations.click import instrument
+
+@click.group()
+def cli():
+    pass
+
+@cli.group()
+def canister():
+    pass
+
+@canister.command()
+@click.option("--mode", type=click.Choice(["install", "reinstall", "upgrade", "auto"]))
+@click.argument("name")
+def install(mode, name):
+    pass
+
+instrument(cli, Telemetry(sys.argv[1], "1.0.0"))
+cli(["canister", "install", "--mode", "upgrade", "hello"])
+"""
 BARE = """
 import sys
 """
@@ -168,9 +191,34 @@ def main() -> int:
             },
             runs,
         )
+        click_tool = [PY, "-c", CLICK_TOOL, str(POLICY)]
+        record.update(
+            compare(
+                {
+                    "click tool, telemetry off": (
+                        click_tool,
+                        {**env, "SAMPLE_CLI_TELEMETRY": "off"},
+                        None,
+                    ),
+                    "click tool, telemetry on": (
+                        click_tool,
+                        {**env, "SAMPLE_CLI_TELEMETRY": "on"},
+                        not_due,
+                    ),
+                    "click tool, on, upload due": (
+                        click_tool,
+                        {**env, "SAMPLE_CLI_TELEMETRY": "on", "OPTIN_UPLOAD_TIMEOUT": "0.2"},
+                        due,
+                    ),
+                },
+                runs,
+            )
+        )
         off, off_cpu = record["tool, telemetry off"]
         print()
         for name, (ms, cpu) in record.items():
+            if name.startswith("click"):
+                off, off_cpu = record["click tool, telemetry off"]
             print(
                 f"  {name:34s} wall {ms:7.2f} ms {ms - off:+6.2f}   "
                 f"cpu {cpu:7.2f} ms {cpu - off_cpu:+6.2f}  (vs off)"
@@ -180,12 +228,13 @@ def main() -> int:
             f"\n  in process, one command recorded: on {on_us:.0f} µs, off {off_us:.1f} µs "
             f"(ratio {on_us / max(off_us, 0.001):.0f}x)"
         )
-        on = record["tool, telemetry on"]
-        due_ = record["tool, on, upload due (spawned)"]
+        off, off_cpu = record["click tool, telemetry off"]
+        on = record["click tool, telemetry on"]
+        due_ = record["click tool, on, upload due"]
         print(
             f"\nbudgets (wall / cpu): import optin +{imports['import optin'][0] - zero:.2f} / "
             f"+{imports['import optin'][1] - zero_cpu:.2f} ms (< 3 ms); "
-            f"recording on +{on[0] - off:.2f} / +{on[1] - off_cpu:.2f} ms, "
+            f"click tool recording on +{on[0] - off:.2f} / +{on[1] - off_cpu:.2f} ms, "
             f"due +{due_[0] - off:.2f} / +{due_[1] - off_cpu:.2f} ms (< 2 ms)"
         )
         uploader_done()
