@@ -44,7 +44,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: Any, timeout: float = 15.0, what: str = "a condition") -> Any:
+def wait_until(check: Any, timeout: float = 60.0, what: str = "a condition") -> Any:
     """Poll ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -385,7 +385,7 @@ class User:
 
     def upload(self, **env: str) -> Result:
         """``<tool> telemetry upload``, retried while a background upload holds the lock."""
-        for _ in range(50):
+        for _ in range(300):
             result = self.run("telemetry", "upload", **env)
             if "another upload is running" not in result.out + result.err:
                 return result

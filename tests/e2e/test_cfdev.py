@@ -87,7 +87,7 @@ def cfdev(tmp_path_factory: pytest.TempPathFactory) -> Any:
         # On again (optin's spelling), then uninstall: its events leave at once.
         ns.on = dave.run("telemetry", "on")
         ns.uninstalled = dave.run("uninstall")
-        wait_until(lambda: named(collector.events(APP), "uninstall"), 10, "the uninstall event")
+        wait_until(lambda: named(collector.events(APP), "uninstall"), 30, "the uninstall event")
         ns.events = collector.events(APP)
         ns.commands = collector.commands(APP)
         yield ns
