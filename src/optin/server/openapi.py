@@ -37,6 +37,54 @@ def _error(description: str, *codes: str, retry: bool = False, rejected: bool = 
     return response
 
 
+def _html(description: str, retry: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    if retry:
+        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+    return response
+
+
+def _dashboard(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's pages (served by :mod:`optin.server.dashboard`): HTML, token-protected."""
+    return {
+        "get": {
+            "operationId": "dashboardApp" if params else "dashboard",
+            "summary": summary,
+            "description": "Server-rendered HTML, no script. When the collector has a dashboard "
+            "token, send it as `Authorization: Bearer TOKEN`, or once as `?token=TOKEN` (answered "
+            "with a cookie and a redirect to the same page without it).",
+            "security": [{}, {"dashboardToken": []}],
+            "parameters": [
+                *params,
+                {
+                    "name": "days",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Window in days (1 to 3660; default 30).",
+                },
+                {
+                    "name": "token",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The dashboard token, once: exchanged for a cookie.",
+                },
+            ],
+            "responses": {
+                "200": _html("The page."),
+                "303": {"description": "Token accepted: a cookie, and the page without it."},
+                "401": _html("The dashboard token is missing or wrong."),
+                "404": _html("No data and no policy for this app."),
+                "503": _html("The storage is unavailable.", retry=True),
+            },
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The document (a fresh dict each call)."""
     app_param = {
@@ -186,6 +234,10 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/dashboard/": _dashboard("The apps this collector has data or a policy for."),
+            "/dashboard/{app}": _dashboard(
+                "Every figure for one app over the last `days` days.", app_param
+            ),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -200,6 +252,13 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "dashboardToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token given to `optin serve --dashboard-token`.",
+                }
+            },
             "headers": {
                 "RetryAfter": {
                     "description": "Seconds to wait before trying again.",
