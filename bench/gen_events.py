@@ -34,6 +34,7 @@ from optin.policy import Policy, load
 from optin.storage import open_storage
 from optin.storage.base import prepare
 
+_TYPES = ["bytea", "text", "int4", "int8", "text", "text", "text", "int4", "bytea", "text"]
 POLICY = Path(__file__).resolve().parent / "policy.toml"
 CHUNK = 50_000
 
@@ -118,9 +119,10 @@ class _Postgres(_Sink):
             self.conn.cursor() as cur,
             cur.copy(
                 "COPY events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body) "
-                "FROM STDIN"
+                "FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
+            copy.set_types(_TYPES)
             for r in rows:
                 copy.write_row((r[0], app, r[1] // 86400, *r[1:7], r[7].decode()))
         self.conn.commit()

@@ -11,7 +11,9 @@ round trips whatever its size:
    row inside ``ON CONFLICT DO UPDATE`` so two processes never count the same flip;
 4. upsert the rollup deltas (aggregated in memory per batch).
 
-Rows are written in sorted key order so concurrent transactions lock them in the same order and
+Arrays are sent in binary (``%b``): psycopg quotes text arrays with a Python regex per element,
+which costs 30 ms per 100-event batch; binary arrays cost nothing. Rows are written in sorted key
+order so concurrent transactions lock them in the same order and
 cannot deadlock. Partitions are created on demand under an advisory lock; ``purge`` drops whole
 months that are past retention (when no other app has rows in them) and deletes only in the
 partial month at the edge. The primary key of a partitioned table must contain the partition
@@ -61,8 +63,8 @@ _INSERT = """
 INSERT INTO events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body)
 SELECT u.id, %s, u.time / 86400, u.time, u.kind, u.subject, u.outcome, u.duration_ms, u.hash,
        u.body
-FROM unnest(%s::bytea[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[],
-            %s::bytea[], %s::text[])
+FROM unnest(%b::bytea[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::int[],
+            %b::bytea[], %b::text[])
      AS u(id, time, kind, subject, outcome, duration_ms, hash, body)
 ON CONFLICT DO NOTHING
 RETURNING id
@@ -73,7 +75,7 @@ INSERT INTO sessions AS s (app, day, session, command, fail_min, ok_max, newly_f
                            newly_recovered)
 SELECT %s, u.d, u.se, u.c, u.f, u.o, (u.f IS NOT NULL)::int,
        COALESCE(u.f <= u.o, false)::int
-FROM unnest(%s::int[], %s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS u(d, se, c, f, o)
+FROM unnest(%b::int[], %b::text[], %b::text[], %b::bigint[], %b::bigint[]) AS u(d, se, c, f, o)
 ON CONFLICT (app, day, session, command) DO UPDATE SET
     fail_min = LEAST(s.fail_min, excluded.fail_min),
     ok_max = GREATEST(s.ok_max, excluded.ok_max),
@@ -87,7 +89,7 @@ RETURNING day, command, newly_failed, newly_recovered
 _ROLLUPS = """
 INSERT INTO rollups (app, metric, day, subject, key, n)
 SELECT %s, u.metric, u.day, u.subject, u.key, u.n
-FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
+FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::bigint[])
      AS u(metric, day, subject, key, n)
 ON CONFLICT (app, metric, day, subject, key) DO UPDATE SET n = rollups.n + excluded.n
 """
@@ -207,7 +209,7 @@ class PostgresStorage(Storage):
             row = cur.fetchone()
             horizon = row[0] if row else 0
             ids = [p.id for p in prepared]
-            cur.execute("SELECT id, hash FROM events WHERE id = ANY(%s)", (ids,))
+            cur.execute("SELECT id, hash FROM events WHERE id = ANY(%b)", (ids,))
             existing: dict[bytes, bytes] = {bytes(i): bytes(h) for i, h in cur.fetchall()}
             new: list[Prepared] = []
             for p in prepared:
@@ -241,7 +243,7 @@ class PostgresStorage(Storage):
                     # Inserted by another process since step 1: classify against its copy.
                     raced = [p for p in new if p.id not in inserted]
                     cur.execute(
-                        "SELECT id, hash FROM events WHERE id = ANY(%s)", ([p.id for p in raced],)
+                        "SELECT id, hash FROM events WHERE id = ANY(%b)", ([p.id for p in raced],)
                     )
                     theirs = {bytes(i): bytes(h) for i, h in cur.fetchall()}
                     for p in raced:
