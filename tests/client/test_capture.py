@@ -250,3 +250,45 @@ def test_simulations_may_set_the_platform(tmp_path: Path) -> None:
     for e in recorded(tmp_path):
         assert (e["os"], e["arch"], e["python"]) == ("macos", "arm64", "3.13")
         assert "secret" not in e
+
+
+def test_a_broken_policy_turns_telemetry_off(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text('app = "sample-cli"\nversion = "two"\n')
+    t = Telemetry(
+        bad,
+        "1.0",
+        state_dir=tmp_path / "state",
+        config_dir=tmp_path / "config",
+        environ={"SAMPLE_CLI_TELEMETRY": "on"},
+        upload="manual",
+        cwd=tmp_path,
+    )
+    with t.command("start") as cmd:
+        cmd.option("x")
+    assert not cmd.active
+    assert t.state == "off" and t.problem is not None and "version" in t.problem
+    assert not (tmp_path / "state").exists()
+
+
+def test_an_answer_at_the_prompt_still_obeys_a_project_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optin.client import consent
+
+    (tmp_path / ".optin.toml").write_text('telemetry = "local"\n')
+    monkeypatch.setattr(consent, "ask", lambda name, tool: True)
+    t = Telemetry(
+        POL,
+        "1.0",
+        state_dir=tmp_path / "state",
+        config_dir=tmp_path / "config",
+        environ={},
+        interactive=True,
+        upload="manual",
+        cwd=tmp_path,
+    )
+    with t.command("start"):
+        pass
+    assert t.state == "local"
+    assert len(recorded(tmp_path, "local")) == 3

@@ -255,6 +255,7 @@ class Telemetry:
         except (PolicyError, OSError) as exc:  # a packaging bug must not break every command
             self.problem = f"telemetry disabled: {exc}"
             self._policy = _EMPTY_POLICY
+            self._decision = consent.Decision("off", "policy", self.problem)
         return self._policy
 
     @property
@@ -326,7 +327,8 @@ class Telemetry:
         except OSError as exc:
             self._disable(f"cannot record your choice: {exc.strerror}")
             return
-        self._decision = consent.Decision(state, "your answer", f"you answered {state}")
+        # Decide again from the stored answer: a project file may still cap it to local.
+        self._decision = self._resolve()
 
     def _disable(self, why: str) -> None:
         self._decision = consent.Decision("off", "error", why)
@@ -350,6 +352,9 @@ class Telemetry:
                 self._ask()
                 decision = self.decision()
             if decision.state not in ("on", "local"):
+                return _NULL
+            self.policy  # noqa: B018 - load it now: a broken policy turns telemetry off
+            if self.decision().state not in ("on", "local"):
                 return _NULL
             start = self._clock() if self._clock is not None else time.perf_counter()
             return CommandRecorder(self, path, start)
