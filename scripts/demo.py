@@ -557,11 +557,14 @@ def scratch_dir() -> str:
 
 def dashboard(endpoint: str) -> str:
     """``dashboard at URL, `` when the collector serves one."""
-    try:
-        with urllib.request.urlopen(endpoint + "/", timeout=5) as r:
-            return f"dashboard at {endpoint}/, " if r.status == 200 else ""
-    except OSError:
-        return ""
+    for path in ("/dashboard/", "/"):
+        try:
+            with urllib.request.urlopen(endpoint + path, timeout=5) as r:
+                if r.status == 200:
+                    return f"dashboard at {endpoint}{path}, "
+        except OSError:  # HTTPError (a 404) included
+            continue
+    return ""
 
 
 def publish() -> str:
