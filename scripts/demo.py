@@ -14,12 +14,13 @@ What it does, from a fresh clone (``make demo`` has built ``.venv`` and installe
    sleeping, so a "25-second" start costs nothing and still counts as slow. Consent is given or
    refused with the tools' own ``telemetry on|off``; events go to each person's spool, and the
    real uploader sends them to the collector over HTTP every few simulated days.
-3. Prints ``optin report`` for each tool and leaves the collector running, with its address and
-   the command that stops it.
+3. Prints ``optin report`` for each tool, writes the open-data site (``optin publish``) to
+   ``demo-data/site/``, and leaves the collector (and its dashboard) running, with its address
+   and the command that stops it.
 
 Nothing here fakes the pipeline: the only seams used are the ones the client offers everyone
-(``state_dir``, ``config_dir``, ``environ``, ``clock``, ``upload="manual"``) and the tools'
-:class:`Env` (environment, working directory, and the clock of their simulated work).
+(``state_dir``, ``config_dir``, ``environ``, ``clock``, ``platform``, ``upload="manual"``) and
+the tools' :class:`Env` (environment, working directory, and the clock of their simulated work).
 """
 
 from __future__ import annotations
