@@ -292,3 +292,18 @@ def test_an_answer_at_the_prompt_still_obeys_a_project_cap(
         pass
     assert t.state == "local"
     assert len(recorded(tmp_path, "local")) == 3
+
+
+def test_no_home_directory_means_off(tmp_path: Path) -> None:
+    t = Telemetry(
+        POL,
+        "1.0",
+        state_dir="relative/state",
+        config_dir="relative/config",
+        environ={"SAMPLE_CLI_TELEMETRY": "on"},
+        upload="manual",
+        cwd=tmp_path,
+    )
+    with t.command("start"):
+        pass
+    assert t.state == "off" and t.decision().source == "no home"

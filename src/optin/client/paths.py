@@ -22,6 +22,7 @@ __all__ = ["config_dir", "state_dir"]
 
 
 def _home(environ: Mapping[str, str]) -> str:
+    """The home directory; a relative result (no home at all) makes telemetry turn itself off."""
     home = environ.get("HOME") or environ.get("USERPROFILE")
     return home if home else os.path.expanduser("~")
 

@@ -291,6 +291,8 @@ class Telemetry:
     def _resolve(self) -> consent.Decision:
         if self.problem:
             return consent.Decision("off", "policy", self.problem)
+        if not (os.path.isabs(self.state_dir) and os.path.isabs(self.config_dir)):
+            return consent.Decision("off", "no home", "no home directory to keep telemetry in")
         var = f"{self.env_prefix}_TELEMETRY_ENDPOINT"
         endpoint = self.environ.get(var)
         if endpoint and not endpoint.startswith(("http://", "https://")):
