@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from optin.analytics.rollups import FAILING, bucket_bounds
+from optin.analytics.rollups import FAILING, PLATFORM_FIELDS, bucket_bounds
 from optin.policy import Policy
 from optin.storage import Storage
 
@@ -225,24 +225,20 @@ def releases(db: Storage, app: str, w: Window) -> list[tuple[str, int, float]]:
 
 # --- platforms ----------------------------------------------------------------------------------
 
-_YES_NO = {"1": "yes", "0": "no"}
-_PLATFORM_FIELDS = ("version", "os", "arch", "python", "ci", "interactive")
-
 
 def platforms(db: Storage, app: str, w: Window) -> tuple[str, dict[str, dict[str, int]]]:
     """Shares per version, OS, arch, Python, CI, interactive.
 
     Counted over daily active pings (install-days) when the app sends them, else over command
-    runs; the first element says which.
+    runs; the first element says which (``active`` or ``runs``).
     """
+    basis = "active"
     rows = db.rollup(app, "platform", w.first, w.last)
-    basis = "active:day" if any(r[1] == "active:day" for r in rows) else "command"
-    out: dict[str, dict[str, int]] = {f: defaultdict(int) for f in _PLATFORM_FIELDS}
-    for _, kind, key, n in rows:
-        if kind != basis:
-            continue
-        for name, value in zip(_PLATFORM_FIELDS, key.split("|"), strict=True):
-            out[name][_YES_NO.get(value, value) if name in ("ci", "interactive") else value] += n
+    if not rows:
+        basis, rows = "runs", db.rollup(app, "runs_platform", w.first, w.last)
+    out: dict[str, dict[str, int]] = {f: {} for f in PLATFORM_FIELDS}
+    for _, name, value, n in rows:
+        out[name][value] = out[name].get(value, 0) + n
     return basis, {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in out.items()}
 
 

@@ -17,8 +17,13 @@ Metrics (``subject`` / ``key``)::
     value     command / option|value
     dimension command / dimension|value|outcome
     release   app_version / outcome                   failure rate per release
-    platform  kind / app_version|os|arch|python|ci|interactive
-              (kind is command, event, active:day or active:month)
+    platform  field / value                           shares of daily active pings (installs
+              (field: version, os, arch, python,      per day) by version, OS, arch, Python,
+              ci, interactive; ci as yes / no)        CI, interactive -- one count per field
+    runs_platform  field / value                      the same shares over command runs
+
+Platform counts are marginals, not a cross-tab of all six fields: a cross-tab has hundreds of
+rows a day, and the report must read 30 days of them in a few milliseconds.
     event     event name / ""                         custom event counts
     property  event name / property|value
     active    day or month / ""                       DAU = day pings of a day, MAU = month
@@ -46,6 +51,7 @@ __all__ = [
     "BUCKETS_PER_OCTAVE",
     "FAILING",
     "METRICS",
+    "PLATFORM_FIELDS",
     "Key",
     "SessionKey",
     "SessionState",
@@ -76,6 +82,7 @@ METRICS = (
     "dimension",
     "release",
     "platform",
+    "runs_platform",
     "event",
     "property",
     "active",
@@ -119,23 +126,26 @@ def _text(value: object) -> str:
     return str(value)
 
 
+PLATFORM_FIELDS = ("version", "os", "arch", "python", "ci", "interactive")
+_YES_NO = {True: "yes", False: "no"}
+
+
 def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
     """The rollup counts these (new, validated) events add; struggle is separate."""
     out: Counter[Key] = Counter()
+    # Platforms are counted per distinct combination first: a batch comes from few installs.
+    combos: Counter[tuple[int, str, tuple[str, str, str, str, bool, bool]]] = Counter()
     for ev in events:
         day = int(ev["time"]) // 86400
         kind = ev["kind"]
         version = ev["app_version"]
-        platform = (
-            f"{version}|{ev['os']}|{ev['arch']}|{ev['python']}|"
-            f"{int(ev['ci'])}|{int(ev['interactive'])}"
-        )
+        platform = (version, ev["os"], ev["arch"], ev["python"], ev["ci"], ev["interactive"])
         if kind == "command":
             cmd = ev["command"]
             outcome = ev["outcome"]
             out[(day, "outcome", cmd, outcome)] += 1
             out[(day, "release", version, outcome)] += 1
-            out[(day, "platform", "command", platform)] += 1
+            combos[(day, "runs_platform", platform)] += 1
             out[(day, "duration", cmd, str(duration_bucket(int(ev["duration_ms"]))))] += 1
             if ev["slow"]:
                 out[(day, "slow", cmd, "")] += 1
@@ -151,7 +161,6 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
         elif kind == "event":
             name = ev["name"]
             out[(day, "event", name, "")] += 1
-            out[(day, "platform", "event", platform)] += 1
             for prop, value in ev["properties"].items():
                 out[(day, "property", name, f"{prop}|{_text(value)}")] += 1
             for dim, value in ev["dimensions"].items():
@@ -159,7 +168,16 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
         else:
             period = ev["period"]
             out[(day, "active", period, "")] += 1
-            out[(day, "platform", f"active:{period}", platform)] += 1
+            if period == "day":
+                combos[(day, "platform", platform)] += 1
+    for (day, metric, combo), n in combos.items():
+        version, os_, arch, python, ci, interactive = combo
+        out[(day, metric, "version", version)] += n
+        out[(day, metric, "os", os_)] += n
+        out[(day, metric, "arch", arch)] += n
+        out[(day, metric, "python", python)] += n
+        out[(day, metric, "ci", _YES_NO[bool(ci)])] += n
+        out[(day, metric, "interactive", _YES_NO[bool(interactive)])] += n
     return out
 
 

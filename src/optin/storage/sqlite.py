@@ -278,8 +278,15 @@ class SQLiteStorage(Storage):
         return [tuple(r) for r in self._read(sql, (app, metric, first_day, last_day))]
 
     def last_day(self, app: str) -> int | None:
+        # One index probe per metric that every kind of event feeds.
         rows = self._read(
-            "SELECT max(day) FROM rollups WHERE app = ? AND metric = 'platform'", (app,)
+            "SELECT max(d) FROM ("
+            + " UNION ALL ".join(
+                f"SELECT max(day) AS d FROM rollups WHERE app = ? AND metric = '{m}'"
+                for m in ("outcome", "event", "active")
+            )
+            + ") AS x",
+            (app, app, app),
         )
         return rows[0][0] if rows else None
 
