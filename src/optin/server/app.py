@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ from optin.server.writer import Writer
 
 __all__ = ["Collector", "create_app"]
 
+log = logging.getLogger("optin.server")
 _JSON = [(b"content-type", b"application/json")]
 _CODES = {404: "not_found", 405: "method_not_allowed", 500: "internal"}
 
@@ -170,6 +172,10 @@ class Collector:
             status, body, headers = exc.status, exc.body(), exc.headers()
         except _Incomplete:
             status, body, headers = 400, error_body("malformed", "incomplete body"), _JSON
+        except Exception as exc:  # a bug here: still one error shape, and the cause in the log
+            log.error("ingest failed: %s", type(exc).__name__, exc_info=exc)
+            status, body = 500, error_body("internal", "the collector failed; this is a bug")
+            headers = _JSON
         headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

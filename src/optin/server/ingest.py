@@ -32,7 +32,13 @@ import orjson
 from optin.events import MAX_BATCH_EVENTS
 from optin.policy import Policy, load
 from optin.server.errors import HTTPError
-from optin.server.validate import Checker, compile_policy, reason_of, window_reason
+from optin.server.validate import (
+    FUTURE_SLACK,
+    Checker,
+    compile_policy,
+    reason_of,
+    window_reason,
+)
 
 __all__ = [
     "MAX_CONTAINERS",
@@ -251,16 +257,16 @@ def parse_batch(raw: bytes, policies: Policies, now: float) -> Batch:
     batch = Batch(app, policy)
     valid, rejected = batch.valid, batch.rejected
     retention = policy.settings.retention_days
+    earliest, latest = now - retention * 86400, now + FUTURE_SLACK
     keys = 3
     for index, event in enumerate(events):
         count = check(event)
         if count:
             keys += count
-            reason = window_reason(event["time"], now, retention)
-            if reason is None:
+            if earliest <= event["time"] <= latest:
                 valid.append(event)
             else:
-                rejected.append((index, reason))
+                rejected.append((index, str(window_reason(event["time"], now, retention))))
         else:
             keys += _count_keys(event)
             rejected.append((index, reason_of(policy, event)))
