@@ -55,7 +55,7 @@ def test_figures_of_the_known_data_set(storage_url: str) -> None:
             ("ProviderNotFound", "deploy", DAYS - 1 + 15),
         ]
         basis, plat = q.platforms(db, APP, w)
-        assert basis == "active"
+        assert basis == "active:day"
         assert plat["os"] == {"linux": sum(9 + d % 3 for d in range(DAYS)), "macos": DAYS}
 
         used, unused = q.options(db, APP, w, POLICY)

@@ -230,12 +230,12 @@ def platforms(db: Storage, app: str, w: Window) -> tuple[str, dict[str, dict[str
     """Shares per version, OS, arch, Python, CI, interactive.
 
     Counted over daily active pings (install-days) when the app sends them, else over command
-    runs; the first element says which (``active`` or ``runs``).
+    runs; the first element says which (``active:day`` or ``command``).
     """
-    basis = "active"
-    rows = db.rollup(app, "platform", w.first, w.last)
+    basis = "active:day"
+    rows = db.rollup(app, "platform_active", w.first, w.last)
     if not rows:
-        basis, rows = "runs", db.rollup(app, "runs_platform", w.first, w.last)
+        basis, rows = "command", db.rollup(app, "platform_runs", w.first, w.last)
     out: dict[str, dict[str, int]] = {f: {} for f in PLATFORM_FIELDS}
     for _, name, value, n in rows:
         out[name][value] = out[name].get(value, 0) + n

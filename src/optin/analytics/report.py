@@ -122,7 +122,7 @@ def render(data: dict[str, Any]) -> str:
         lines.append(f"  ... {len(data['commands']) - _TOP} more commands")
     lines.append("  (fail: failure or usage error; struggle: session-days recovered/failed)")
     plat = data["platforms"]
-    basis = "active install-days" if plat["basis"] == "active" else "command runs"
+    basis = "active install-days" if plat["basis"] == "active:day" else "command runs"
     lines += ["", f"Platforms (share of {basis})"]
     for name in ("version", "os", "arch", "python", "ci"):
         lines.append(f"  {name:<10}{_shares(plat[name])}")

@@ -17,18 +17,21 @@ Metrics (``subject`` / ``key``)::
     value     command / option|value
     dimension command / dimension|value|outcome
     release   app_version / outcome                   failure rate per release
-    platform  field / value                           shares of daily active pings (installs
-              (field: version, os, arch, python,      per day) by version, OS, arch, Python,
-              ci, interactive; ci as yes / no)        CI, interactive -- one count per field
-    runs_platform  field / value                      the same shares over command runs
-
-Platform counts are marginals, not a cross-tab of all six fields: a cross-tab has hundreds of
-rows a day, and the report must read 30 days of them in a few milliseconds.
+    platform  kind / app_version|os|arch|python|ci|interactive
+              the cross-tab, for publishing (kind: command, event, active:day, active:month;
+              ci and interactive as 1 / 0)
+    platform_active  field / value                    marginal shares of daily active pings
+              (field: version, os, arch, python,      (install-days) by version, OS, arch,
+              ci, interactive; ci as yes / no)        Python, CI, interactive
+    platform_runs    field / value                    the same marginals over command runs
     event     event name / ""                         custom event counts
     property  event name / property|value
     active    day or month / ""                       DAU = day pings of a day, MAU = month
                                                       pings of a month
     struggle  command / failed or recovered           see below
+
+The report reads the platform marginals, not the cross-tab: the cross-tab has hundreds of rows a
+day, and the report must read 30 days of rollups in a few milliseconds.
 
 Struggle needs per-session state, which no count can hold: a command *struggles* in a session on
 a day when it fails (``failure`` or ``usage_error``) and then succeeds. Times are hours, so "then"
@@ -82,7 +85,8 @@ METRICS = (
     "dimension",
     "release",
     "platform",
-    "runs_platform",
+    "platform_active",
+    "platform_runs",
     "event",
     "property",
     "active",
@@ -128,6 +132,7 @@ def _text(value: object) -> str:
 
 PLATFORM_FIELDS = ("version", "os", "arch", "python", "ci", "interactive")
 _YES_NO = {True: "yes", False: "no"}
+_MARGINALS = {"command": "platform_runs", "active:day": "platform_active"}
 
 
 def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
@@ -145,7 +150,7 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
             outcome = ev["outcome"]
             out[(day, "outcome", cmd, outcome)] += 1
             out[(day, "release", version, outcome)] += 1
-            combos[(day, "runs_platform", platform)] += 1
+            combos[(day, "command", platform)] += 1
             out[(day, "duration", cmd, str(duration_bucket(int(ev["duration_ms"]))))] += 1
             if ev["slow"]:
                 out[(day, "slow", cmd, "")] += 1
@@ -161,6 +166,7 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
         elif kind == "event":
             name = ev["name"]
             out[(day, "event", name, "")] += 1
+            combos[(day, "event", platform)] += 1
             for prop, value in ev["properties"].items():
                 out[(day, "property", name, f"{prop}|{_text(value)}")] += 1
             for dim, value in ev["dimensions"].items():
@@ -168,10 +174,14 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
         else:
             period = ev["period"]
             out[(day, "active", period, "")] += 1
-            if period == "day":
-                combos[(day, "platform", platform)] += 1
-    for (day, metric, combo), n in combos.items():
+            combos[(day, f"active:{period}", platform)] += 1
+    for (day, kind, combo), n in combos.items():
         version, os_, arch, python, ci, interactive = combo
+        key = f"{version}|{os_}|{arch}|{python}|{int(ci)}|{int(interactive)}"
+        out[(day, "platform", kind, key)] += n
+        metric = _MARGINALS.get(kind)
+        if metric is None:
+            continue
         out[(day, metric, "version", version)] += n
         out[(day, metric, "os", os_)] += n
         out[(day, metric, "arch", arch)] += n
