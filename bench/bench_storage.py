@@ -104,12 +104,18 @@ def raw_postgres(url: str, events: list[dict[str, Any]], batch: int) -> float:
     return len(rows) / elapsed
 
 
-def with_store(url: str, events: list[dict[str, Any]], batch: int) -> float:
-    with open_storage(url) as db:
+def with_store(url: str, events: list[dict[str, Any]], batch: int, threads: int = 1) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    sep = "&" if "?" in url else "?"
+    with open_storage(url + (f"{sep}pool_size={threads}" if threads > 1 else "")) as db:
         start = time.perf_counter()
-        accepted = 0
-        for i in range(0, len(events), batch):
-            accepted += db.store(APP, events[i : i + batch]).accepted
+        if threads == 1:
+            accepted = sum(db.store(APP, b).accepted for b in batches)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                accepted = sum(r.accepted for r in pool.map(lambda b: db.store(APP, b), batches))
         elapsed = time.perf_counter() - start
     assert accepted == len(events), (accepted, len(events))
     return len(events) / elapsed
@@ -130,6 +136,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[100])
     parser.add_argument("--pg", help="a PostgreSQL server URL (default: start a throwaway one)")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--threads", type=int, default=4, help="also store() from N threads on PostgreSQL"
+    )
     args = parser.parse_args()
     events = list(synth_events(POLICY, args.events, days=3, end_day=int(time.time()) // 86400))
     print(f"{len(events):,} events, grouped as clients upload them")
@@ -153,6 +162,12 @@ def main() -> int:
                     f"PostgreSQL  batch {batch:>5}: raw COPY   {raw:>9,.0f} ev/s   "
                     f"store() {stored:>9,.0f} ev/s   ratio {stored / raw:.2f}"
                 )
+                if args.threads > 1:
+                    many = with_store(_new_pg_database(pg), events, batch, args.threads)
+                    print(
+                        f"PostgreSQL  batch {batch:>5}: store() from {args.threads} threads "
+                        f"{many:>9,.0f} ev/s   ratio to one-connection raw COPY {many / raw:.2f}"
+                    )
     return 0
 
 

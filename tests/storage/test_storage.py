@@ -10,7 +10,13 @@ import pytest
 from tests.storage.helpers import APP, POLICY, T0, active, command, recompute, snapshot
 
 from optin.events import validate_event
-from optin.storage import StorageError, StorageUnavailable, StoreResult, open_storage
+from optin.storage import (
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StoreResult,
+    open_storage,
+)
 
 
 def test_helper_events_are_valid() -> None:
@@ -189,3 +195,12 @@ def test_sqlite_locked_is_unavailable_quickly(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         assert db.store(APP, [command(2)]) == StoreResult(1, 0, 0)
+
+
+def test_sqlite_disk_full_is_storage_full(tmp_path: Path) -> None:
+    with open_storage(f"sqlite:///{tmp_path / 'optin.db'}") as db:
+        pages = db._db.execute("PRAGMA page_count").fetchone()[0]  # type: ignore[attr-defined]
+        db._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # type: ignore[attr-defined]
+        with pytest.raises(StorageFull, match="disk is full"):
+            db.store(APP, [command(i, hour=i) for i in range(2000)])
+        assert db.raw_events(APP) == [], "nothing of the failed batch is kept"
