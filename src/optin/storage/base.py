@@ -73,8 +73,14 @@ class Prepared(NamedTuple):
 
 def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """Integral floats become ints, so ``3600.0`` and ``3600`` are the same content."""
-    if not any(type(event.get(name)) is float for name in _INT_FIELDS) and not (
-        event.get("properties") and float in map(type, event["properties"].values())
+    get = event.get
+    props = get("properties")
+    if (
+        type(get("time")) is not float
+        and type(get("duration_ms")) is not float
+        and type(get("exit_code")) is not float
+        and type(get("positionals")) is not float
+        and not (props and float in map(type, props.values()))
     ):
         return event
     ev = dict(event)
@@ -82,7 +88,6 @@ def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
         value = ev.get(name)
         if type(value) is float:
             ev[name] = int(value)
-    props = ev.get("properties")
     if props and any(type(v) is float for v in props.values()):
         ev["properties"] = {k: int(v) if type(v) is float else v for k, v in props.items()}
     return ev
