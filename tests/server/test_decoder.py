@@ -138,3 +138,11 @@ def test_no_invalid_event_is_ever_stored(
         assert {x["index"] for x in r.json()["rejected"]} == {
             i for i, e in enumerate(events) if not accepted_by_reference(e)
         }
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000) | json_values.map(orjson.dumps))
+def test_any_body_is_answered_not_raised_long(raw: bytes) -> None:
+    decode_any(raw)
+    decode_any(b'{"app":"sample-cli","policy_version":2,"events":[' + raw + b"]}")

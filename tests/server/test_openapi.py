@@ -94,3 +94,11 @@ def test_schemathesis(case: Any, live: tuple[str, str]) -> None:
     assert response.status_code < 500 or response.status_code in (503, 507)
     if response.status_code != 200:
         assert after == before
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+def test_schemathesis_long(case: Any, live: tuple[str, str]) -> None:
+    base, _ = live
+    case.call_and_validate(base_url=base, checks=CHECKS)

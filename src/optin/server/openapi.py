@@ -78,7 +78,16 @@ def _dashboard(summary: str, *params: dict[str, Any]) -> dict[str, Any]:
                 "200": _html("The page."),
                 "303": {"description": "Token accepted: a cookie, and the page without it."},
                 "401": _html("The dashboard token is missing or wrong."),
-                "404": _html("No data and no policy for this app."),
+                "404": {
+                    "description": "No data and no policy for this app (HTML), or a path the "
+                    "dashboard does not serve (the collector's JSON error, or Starlette's plain "
+                    "text inside the dashboard).",
+                    "content": {
+                        "text/html": {"schema": {"type": "string"}},
+                        "application/json": {"schema": _ref("Error")},
+                        "text/plain": {"schema": {"type": "string"}},
+                    },
+                },
                 "503": _html("The storage is unavailable.", retry=True),
             },
         }
