@@ -9,7 +9,10 @@ Everything runs on loopback, in this run, on this machine:
 - ``bare``: ``bench/bare_endpoint.py`` on the same uvicorn settings: orjson parse + one INSERT
   transaction per request, nothing else (the ceiling);
 - ``raw``: the same rows inserted straight into SQLite in this process (no HTTP), without and
-  with a unique index on the event id, and ``store()``: the collector's storage call alone.
+  with a unique index on the event id, and ``store()``: the collector's storage call alone
+  (deduplication + rollups + commit; ``coll/store`` shows how close the collector gets to it);
+- ``no-store``: ``bench/null_collector.py``, the collector with a storage that stores nothing:
+  the cost of HTTP, decoding and validation alone.
 
 The load generator is a separate process: a fixed number of requests over 8 keep-alive
 connections (raw asyncio sockets), bodies prepared before the clock starts; it stops by itself.
@@ -330,6 +333,12 @@ def main() -> int:
             b_port,
             tmp / "bare.log",
         )
+        n_port = free_port()
+        null = start(
+            [sys.executable, str(ROOT / "bench" / "null_collector.py"), str(n_port)],
+            n_port,
+            tmp / "null.log",
+        )
         rows = []
         try:
             for i, size in enumerate(sizes):
@@ -339,18 +348,21 @@ def main() -> int:
                 run_loadgen(b_port, size, max(20, requests // 20), seed=2000 + i)
                 c = run_loadgen(c_port, size, requests, seed=i)
                 b = run_loadgen(b_port, size, requests, seed=100 + i)
-                rows.append((size, requests, c, b))
+                n = run_loadgen(n_port, size, requests, seed=200 + i)
+                rows.append((size, requests, c, b, n))
             rss = peak_rss_mb(collector.pid)
         finally:
             stop(collector)
             stop(bare)
+            stop(null)
 
         print(f"ingest over loopback, 1 worker, SQLite, {CONNECTIONS} connections, events/s:")
         print(
             f"{'batch':>6} {'requests':>9} {'collector':>10} {'bare':>10} {'ratio':>6} "
-            f"{'raw':>10} {'raw+uniq':>10} {'store()':>10}"
+            f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10}"
         )
-        for size, requests, c, b in rows:
+        for size, requests, c, b, n in rows:
+            n_rate = n["events"] / n["seconds"]
             c_rate = c["events"] / c["seconds"]
             b_rate = b["events"] / b["seconds"]
             raw = raw_sqlite(size, requests, 300 + size, tmp / f"raw-{size}.db", unique=False)
@@ -359,8 +371,8 @@ def main() -> int:
             bad = {k: v for k, v in c["statuses"].items() if k != "200"}
             print(
                 f"{size:>6} {requests:>9} {c_rate:>10,.0f} {b_rate:>10,.0f} "
-                f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f}"
-                + (f"  non-200: {bad}" if bad else "")
+                f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
+                f"{c_rate / store:>10.0%} {n_rate:>10,.0f}" + (f"  non-200: {bad}" if bad else "")
             )
         print(f"collector peak RSS: {rss:.0f} MB")
         if args.postgres:
