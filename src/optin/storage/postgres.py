@@ -23,7 +23,9 @@ two processes could both be kept; a retry of the same event never can.)
 
 URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4)
 and ``pool_timeout`` seconds (default 3: how long a request waits for a connection before
-:class:`StorageUnavailable`).
+:class:`StorageUnavailable`). Connections are not checked on every checkout (that is one more
+round trip per batch): after a server restart the first use of each stale connection fails with
+:class:`StorageUnavailable` (503, the client retries) and the pool replaces it.
 """
 
 from __future__ import annotations
@@ -137,7 +139,6 @@ class PostgresStorage(Storage):
                 max_size=pool_size,
                 open=False,
                 timeout=self.pool_timeout,
-                check=ConnectionPool.check_connection,
                 name="optin",
             )
             try:
@@ -205,12 +206,18 @@ class PostgresStorage(Storage):
     def _store(self, app: str, prepared: list[Prepared]) -> tuple[int, int, int]:
         duplicates = conflicts = 0
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT before FROM horizons WHERE app = %s", (app,))
+            # One round trip: the horizon and the batch's known ids (in any partition).
+            cur.execute(
+                "SELECT (SELECT before FROM horizons WHERE app = %s), array_agg(id), "
+                "array_agg(hash) FROM events WHERE id = ANY(%b)",
+                (app, [p.id for p in prepared]),
+            )
             row = cur.fetchone()
-            horizon = row[0] if row else 0
-            ids = [p.id for p in prepared]
-            cur.execute("SELECT id, hash FROM events WHERE id = ANY(%b)", (ids,))
-            existing: dict[bytes, bytes] = {bytes(i): bytes(h) for i, h in cur.fetchall()}
+            assert row is not None
+            horizon = row[0] or 0
+            existing: dict[bytes, bytes] = (
+                {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
+            )
             new: list[Prepared] = []
             for p in prepared:
                 known = existing.get(p.id)
