@@ -6,6 +6,7 @@ import hashlib
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.storage.helpers import POLICY, T0, recompute, snapshot
@@ -95,6 +96,25 @@ def test_rollups_equal_recomputation(storage_url: str) -> None:
 
         @settings(
             max_examples=25 if storage_url.startswith("sqlite") else 15,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            database=None,
+        )
+        @given(pool=st.lists(_event(), min_size=30, max_size=30), steps=_steps)
+        def run(pool: list[dict[str, Any]], steps: list[Any]) -> None:
+            check(db, next(apps), pool, steps)
+
+        run()
+
+
+@pytest.mark.slow
+def test_rollups_equal_recomputation_long(storage_url: str) -> None:
+    """The same property with many more examples (CI runs it with -m slow)."""
+    apps = (f"long-{n}" for n in itertools.count())
+    with open_storage(storage_url) as db:
+
+        @settings(
+            max_examples=300,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
             database=None,
