@@ -153,6 +153,30 @@ def test_off_writes_nothing(framework: str, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("framework", sorted(SCRIPTS))
+def test_off_never_parses_the_policy(framework: str, tmp_path: Path) -> None:
+    """Deciding off needs only the app id: the TOML is not parsed (tomllib costs milliseconds)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = sys.argv[1:]\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('PARSED' if 'tomllib' in sys.modules else 'NOT-PARSED', file=sys.stderr)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    for extra in ({}, {"DO_NOT_TRACK": "1"}):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(TOOLS / SCRIPTS[framework]), "deploy", "a"],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=60,
+        )
+        assert done.stderr.strip().endswith("NOT-PARSED"), done.stderr
+
+
 def in_terminal(framework: str, home: Path, args: list[str], answer: str = "") -> tuple[int, str]:
     """Run the tool with a pseudo-terminal as its controlling terminal; answer any question."""
     import pty

@@ -130,6 +130,8 @@ def fill(
     ``path`` are passed, with a value only where it gives a closed list, and the positional count
     only where it asks; otherwise the framework's own closed lists decide and the client filters.
     """
+    if not getattr(recorder, "active", True):
+        return  # telemetry is off: reading ``telemetry.policy`` would parse the TOML for nothing
     policy = getattr(telemetry, "policy", None)
     commands = getattr(policy, "commands", None)
     command = commands.get(path) if commands is not None else None
