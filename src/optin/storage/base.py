@@ -165,17 +165,37 @@ class Storage(ABC):
         Grouped by (subject, key), and by day too when ``by_day``.
         """
 
+    #: The driver's parameter placeholder: ``?`` for sqlite3, ``%s`` for psycopg.
+    _mark = "?"
+
     @abstractmethod
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Run one read query and return its rows."""
+
     def last_day(self, app: str) -> int | None:
         """The latest day with any rollup for the app (the report's default end)."""
+        # One index probe per metric that every kind of event feeds.
+        m = self._mark
+        rows = self._read(
+            "SELECT max(d) FROM ("
+            + " UNION ALL ".join(
+                f"SELECT max(day) AS d FROM rollups WHERE app = {m} AND metric = '{metric}'"
+                for metric in ("outcome", "event", "active")
+            )
+            + ") AS x",
+            (app, app, app),
+        )
+        return rows[0][0] if rows else None
 
-    @abstractmethod
     def raw_events(self, app: str) -> list[dict[str, Any]]:
         """Every raw event still kept for the app (tests and recomputation; not for hot paths)."""
+        sql = f"SELECT body FROM events WHERE app = {self._mark} ORDER BY time, id"
+        return [loads_body(r[0]) for r in self._read(sql, (app,))]
 
-    @abstractmethod
     def horizon(self, app: str) -> int:
         """The app's purge horizon: events before it are gone (0 if never purged)."""
+        rows = self._read(f"SELECT before FROM horizons WHERE app = {self._mark}", (app,))
+        return int(rows[0][0]) if rows else 0
 
     def __enter__(self) -> Storage:
         return self

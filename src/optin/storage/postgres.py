@@ -50,7 +50,6 @@ from optin.storage.base import (
     StorageFull,
     StorageUnavailable,
     StoreResult,
-    loads_body,
     prepare,
 )
 from optin.storage.migrations import apply_postgres
@@ -118,6 +117,8 @@ def _subject(ev: Mapping[str, Any]) -> str:
 
 class PostgresStorage(Storage):
     """Storage in a PostgreSQL database (see the module docstring)."""
+
+    _mark = "%s"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -374,24 +375,3 @@ class PostgresStorage(Storage):
                 "AND metric = %s AND day BETWEEN %s AND %s GROUP BY subject, key"
             )
         return [tuple(r) for r in self._read(sql, (app, metric, first_day, last_day))]
-
-    def last_day(self, app: str) -> int | None:
-        # One index probe per metric that every kind of event feeds.
-        rows = self._read(
-            "SELECT max(d) FROM ("
-            + " UNION ALL ".join(
-                f"SELECT max(day) AS d FROM rollups WHERE app = %s AND metric = '{m}'"
-                for m in ("outcome", "event", "active")
-            )
-            + ") AS x",
-            (app, app, app),
-        )
-        return rows[0][0] if rows else None
-
-    def raw_events(self, app: str) -> list[dict[str, Any]]:
-        rows = self._read("SELECT body FROM events WHERE app = %s ORDER BY time, id", (app,))
-        return [loads_body(r[0]) for r in rows]
-
-    def horizon(self, app: str) -> int:
-        rows = self._read("SELECT before FROM horizons WHERE app = %s", (app,))
-        return int(rows[0][0]) if rows else 0

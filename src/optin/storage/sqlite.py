@@ -31,7 +31,6 @@ from optin.storage.base import (
     StorageFull,
     StorageUnavailable,
     StoreResult,
-    loads_body,
     prepare,
 )
 from optin.storage.migrations import apply_sqlite
@@ -276,24 +275,3 @@ class SQLiteStorage(Storage):
                 "AND day BETWEEN ? AND ? GROUP BY subject, key"
             )
         return [tuple(r) for r in self._read(sql, (app, metric, first_day, last_day))]
-
-    def last_day(self, app: str) -> int | None:
-        # One index probe per metric that every kind of event feeds.
-        rows = self._read(
-            "SELECT max(d) FROM ("
-            + " UNION ALL ".join(
-                f"SELECT max(day) AS d FROM rollups WHERE app = ? AND metric = '{m}'"
-                for m in ("outcome", "event", "active")
-            )
-            + ") AS x",
-            (app, app, app),
-        )
-        return rows[0][0] if rows else None
-
-    def raw_events(self, app: str) -> list[dict[str, Any]]:
-        rows = self._read("SELECT body FROM events WHERE app = ? ORDER BY time, id", (app,))
-        return [loads_body(r[0]) for r in rows]
-
-    def horizon(self, app: str) -> int:
-        rows = self._read("SELECT before FROM horizons WHERE app = ?", (app,))
-        return int(rows[0][0]) if rows else 0
