@@ -83,3 +83,23 @@ def test_every_command_explains_itself(command: list[str]) -> None:
     # a description beyond the usage line, and every option has help text
     body = done.stdout.split("\n\n", 1)[1]
     assert len(body.strip()) > 40
+
+
+def test_a_missing_collector_extra_is_a_clear_error() -> None:
+    # Block uvicorn and starlette as if `optin[server]` were not installed.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('uvicorn', 'starlette'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from optin.cli import main\n"
+        f"sys.exit(main(['serve', '--policies', {str(POLICY)!r}, '--port', '0']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "is not installed; install the collector with: pip install 'optin[server]'" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr

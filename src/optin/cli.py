@@ -212,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
+        if (exc.name or "optin").split(".")[0] == "optin":
+            raise  # our own module missing is a bug, not a missing extra: show it
         print(
             f"optin {args.command}: {exc.name} is not installed; "
             "install the collector with: pip install 'optin[server]'",
