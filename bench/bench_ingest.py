@@ -1,6 +1,6 @@
 """Ingest throughput of the collector against a bare parse-and-insert endpoint and raw SQLite.
 
-    python bench/bench_ingest.py [--sizes 1,10,100,1000] [--events N] [--postgres]
+    python bench/bench_ingest.py [--sizes 1,10,100,1000] [--events N] [--mixed] [--postgres]
 
 Everything runs on loopback, in this run, on this machine:
 
@@ -14,8 +14,11 @@ Everything runs on loopback, in this run, on this machine:
 - ``no-store``: ``bench/null_collector.py``, the collector with a storage that stores nothing:
   the cost of HTTP, decoding and validation alone.
 
-The load generator is a separate process: a fixed number of requests over 8 keep-alive
-connections (raw asyncio sockets), bodies prepared before the clock starts; it stops by itself.
+Each batch is what a client sends: one installation's spool (one platform, one session id per
+day, times over the last 24 hours); ``--mixed`` draws platform and session per event instead,
+the worst case for the rollups and the session state. The load generator is a separate
+process: a fixed number of requests over 8 keep-alive connections (raw asyncio sockets), bodies
+prepared before the clock starts; it stops by itself.
 Budgets (issue 4): batch 100 >= 100,000 events/s and >= 60 % of bare; collector peak RSS < 150 MB.
 With ``--postgres`` it also starts a throwaway PostgreSQL server and measures ``optin serve
 --workers 2`` on it at batch 100, beside COPY and executemany of the same rows.
@@ -42,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "tests" / "data" / "policy.toml"
 APP, VERSION = "sample-cli", 2
 CONNECTIONS = 8
+#: Draw every field per event (the worst case for rollups and session state) instead of one
+#: installation per batch; set by --mixed, passed on to the load generator's process.
+MIXED = os.environ.get("OPTIN_BENCH_MIXED") == "1"
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -102,10 +108,30 @@ def make_events(n: int, rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
+_PLATFORM = ("app_version", "os", "arch", "python", "ci", "interactive")
+
+
+def one_install(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make a batch what a client really sends: one installation's spool.
+
+    One platform for the whole batch and one session id per UTC day (the client rotates it
+    daily); times, commands, outcomes and durations stay as drawn.
+    """
+    platform = {k: events[0][k] for k in _PLATFORM}
+    sessions: dict[int, str] = {}
+    for ev in events:
+        ev.update(platform)
+        if "session" in ev:
+            ev["session"] = sessions.setdefault(ev["time"] // 86400, os.urandom(8).hex())
+    return events
+
+
 def bodies(size: int, requests: int, seed: int) -> list[bytes]:
+    """Request bodies: one installation per batch, or every field drawn per event (--mixed)."""
     rng = random.Random(seed)
+    shape = make_events if MIXED else lambda n, r: one_install(make_events(n, r))
     return [
-        orjson.dumps({"app": APP, "policy_version": VERSION, "events": make_events(size, rng)})
+        orjson.dumps({"app": APP, "policy_version": VERSION, "events": shape(size, rng)})
         for _ in range(requests)
     ]
 
@@ -213,13 +239,16 @@ def raw_sqlite(size: int, requests: int, seed: int, path: Path, unique: bool) ->
     from bare_endpoint import INSERT, connect, rows
 
     db = connect(str(path))
+    batches = [rows(orjson.loads(b)) for b in bodies(size, requests, seed)]
     if unique:
+        # As the collector keeps it: 16-byte ids, a 32 MB page cache.
+        db.execute("PRAGMA cache_size = -32768")
         db.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id)")
-    batches = [orjson.loads(b) for b in bodies(size, requests, seed)]
+        batches = [[(bytes.fromhex(r[0]), *r[1:]) for r in batch] for batch in batches]
     start = time.perf_counter()
     for batch in batches:
         db.execute("BEGIN")
-        db.executemany(INSERT, rows(batch))
+        db.executemany(INSERT, batch)
         db.execute("COMMIT")
     seconds = time.perf_counter() - start
     db.close()
@@ -303,6 +332,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="1,10,100,1000")
     parser.add_argument("--events", type=int, default=100_000, help="events per size (about)")
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="draw platform and session per event, not per batch (worst case for rollups)",
+    )
     parser.add_argument("--loadgen", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -310,6 +344,10 @@ def main() -> int:
         print(json.dumps(loadgen(port, size, requests, seed)))
         return 0
 
+    if args.mixed:
+        global MIXED
+        MIXED = True
+        os.environ["OPTIN_BENCH_MIXED"] = "1"
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="optin-bench-") as tmpdir:
         tmp = Path(tmpdir)
