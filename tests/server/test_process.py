@@ -165,3 +165,49 @@ def test_sigterm_finishes_in_flight_work_and_exits_quickly(tmp_path: Path) -> No
     with open_storage(url) as storage:
         stored = Counter(e["id"] for e in storage.raw_events(APP))
     assert all(stored[i] == 1 for i in acked)
+
+
+def _metric(text: str, name: str) -> int:
+    return sum(int(float(line.split()[-1])) for line in text.splitlines() if line.startswith(name))
+
+
+def _worker_metrics_dir(serve_pid: int) -> Path:
+    """The directory the workers of ``optin serve`` share, read from a worker's environment."""
+    children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
+    for child in children:
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        for entry in environ:
+            if entry.startswith(b"OPTIN_SERVE_CONFIG="):
+                return Path(orjson.loads(entry.split(b"=", 1)[1])["metrics_dir"])
+    raise AssertionError(f"no worker of {serve_pid} found among {children}")
+
+
+def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optin.db'}"
+    json = {"content-type": "application/json", "connection": "close"}
+    with ProcessServer(tmp_path, url, "--rate-limit", "0", "--workers", "2") as server:
+        assert server.proc is not None
+        # Wait until both workers answer (each creates its snapshot at start-up).
+        shared = _worker_metrics_dir(server.proc.pid)
+        deadline = time.monotonic() + 20
+        while len(list(shared.glob("*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # A fresh connection per request, so the kernel hands them to both workers.
+        for _ in range(60):
+            r = httpx.post(
+                server.url + "/v1/events",
+                content=orjson.dumps(batch([event(), event(), {"kind": "bogus"}])),
+                headers=json,
+            )
+            assert r.status_code == 200, r.text
+        time.sleep(1.5)  # every worker has written its snapshot since
+        snapshots = [orjson.loads(p.read_bytes()) for p in shared.glob("*.json")]
+        served = [s["accepted"] for s in snapshots]
+        assert len(served) == 2 and all(served), f"both workers must have served: {served}"
+        for _ in range(6):
+            text = httpx.get(server.url + "/metrics", headers={"connection": "close"}).text
+            assert _metric(text, "optin_events_accepted_total") == 120
+            assert _metric(text, "optin_events_rejected_total") == 60
+            assert _metric(text, 'optin_ingest_responses_total{status="200"}') == 60
+            assert _metric(text, "optin_ingest_seconds_count") == 60
+    assert not shared.exists(), "optin serve removes the shared metrics directory"

@@ -104,9 +104,10 @@ class Collector:
         writer_threads: int | None = None,
         dashboard: ASGIApp | None = None,
         extra_routes: Sequence[BaseRoute] = (),
+        metrics_dir: str | None = None,
     ) -> None:
         self.policies = policies
-        self.metrics = Metrics()
+        self.metrics = Metrics(metrics_dir)
         self.trust_proxy = trust_proxy
         #: ``rate_limit`` requests per minute per source, with a burst of as many.
         self.limiter = RateLimiter(rate_limit / 60.0, max(1.0, rate_limit))
@@ -153,13 +154,28 @@ class Collector:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        publisher = None
+        if self.metrics.shared_dir is not None:
+            publisher = asyncio.create_task(self._publish_metrics())
         try:
             yield
         finally:
+            if publisher is not None:
+                publisher.cancel()
+                self.metrics.publish()
             await asyncio.to_thread(self.writer.close)
             close = getattr(self.dashboard, "close", None)
             if close is not None:
                 await asyncio.to_thread(close)
+
+    async def _publish_metrics(self) -> None:
+        """Every second, this worker's counts for the other workers' ``/metrics`` answers."""
+        while True:
+            try:
+                self.metrics.publish()
+            except OSError as exc:
+                log.warning("cannot write the metrics snapshot: %s", exc)
+            await asyncio.sleep(1.0)
 
     # --- POST /v1/events --------------------------------------------------------------------
 
@@ -303,7 +319,8 @@ def create_app(
     Options: ``trust_proxy``, ``rate_limit`` (requests per minute per source; 0 turns it off),
     ``body_timeout`` (seconds), ``writer_threads``, ``dashboard`` (an ASGI app for
     ``/dashboard``; default :class:`~optin.server.dashboard.Dashboard`), ``dashboard_token``
-    (required by the default dashboard when given), ``extra_routes``.
+    (required by the default dashboard when given), ``extra_routes``, ``metrics_dir`` (where
+    the workers of one ``optin serve --workers N`` share their counts).
     """
     if not isinstance(policies, Policies):
         policies = Policies.load(policies)

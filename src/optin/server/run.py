@@ -19,8 +19,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from typing import Any
 
 __all__ = ["GRACEFUL_SECONDS", "app_factory", "log_config", "serve", "server_options"]
@@ -94,6 +96,7 @@ def app_factory() -> Any:
         trust_proxy=settings["trust_proxy"],
         rate_limit=settings["rate_limit"],
         dashboard_token=settings.get("dashboard_token"),
+        metrics_dir=settings.get("metrics_dir"),
     )
 
 
@@ -120,6 +123,7 @@ def serve(args: argparse.Namespace) -> int:
     except StorageError as exc:
         print(f"optin serve: {exc}", file=sys.stderr)
         return 1
+    metrics_dir = tempfile.mkdtemp(prefix="optin-metrics-") if args.workers > 1 else None
     os.environ[_ENV] = json.dumps(
         {
             "policies": os.path.abspath(args.policies),
@@ -129,18 +133,24 @@ def serve(args: argparse.Namespace) -> int:
                 600.0 if getattr(args, "rate_limit", None) is None else args.rate_limit
             ),
             "dashboard_token": token,
+            # Workers share one port: each scrape adds up every worker's counts from here.
+            "metrics_dir": metrics_dir,
         }
     )
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these
     # handlers in place that re-raise is a no-op and ``optin serve`` exits 0 after a clean stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(
-        "optin.server.run:app_factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers if args.workers > 1 else None,
-        **server_options(),
-    )
+    try:
+        uvicorn.run(
+            "optin.server.run:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers if args.workers > 1 else None,
+            **server_options(),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
