@@ -35,6 +35,38 @@ def test_store_counts_and_dedup_across_calls(storage_url: str) -> None:
         assert db.store(APP, []) == StoreResult(0, 0, 0)
 
 
+def test_store_many_is_each_batch_in_turn(storage_url: str) -> None:
+    c1, c2, c3 = (
+        command(1),
+        command(2, hour=1),
+        command(3, outcome="failure", error="ConnectionError"),
+    )
+    clash = command(2, hour=1, duration_ms=77)  # c2's id, other content
+    with open_storage(storage_url) as db:
+        results = db.store_many(
+            [(APP, [c1, c2]), (APP, [c2, c3, clash]), ("other-app", [command(4)]), (APP, [])]
+        )
+        assert results == [
+            StoreResult(2, 0, 0),
+            StoreResult(1, 1, 1),
+            StoreResult(1, 0, 0),
+            StoreResult(0, 0, 0),
+        ]
+        assert db.raw_events(APP) == sorted([c1, c2, c3], key=lambda e: (e["time"], e["id"]))
+        assert snapshot(db) == recompute([c1, c2, c3])
+        assert len(db.raw_events("other-app")) == 1
+
+
+def test_sqlite_store_many_commits_all_or_nothing(tmp_path: Path) -> None:
+    broken = {k: v for k, v in command(9).items() if k != "kind"}  # a bug upstream, say
+    with open_storage(f"sqlite:///{tmp_path / 'o.db'}") as db:
+        with pytest.raises(KeyError):
+            db.store_many([(APP, [command(1)]), (APP, [broken])])
+        assert db.raw_events(APP) == []
+        assert snapshot(db) == recompute([])
+        assert db.store_many([(APP, [command(1)])]) == [StoreResult(1, 0, 0)]
+
+
 def test_dedup_across_reopen(storage_url: str) -> None:
     with open_storage(storage_url) as db:
         db.store(APP, [command(1), active(2)])

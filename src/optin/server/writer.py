@@ -15,6 +15,10 @@ The price is that a locked database blocks the loop for the busy timeout (500 ms
 :class:`StorageUnavailable` the writer answers 503 at once for ``cooldown`` seconds instead of
 waiting on the lock again for every request (the loop stays responsive under a long lock).
 
+Requests that reach the writer in the same turn of the loop (with several connections busy,
+the requests parsed while the previous commit ran) are stored together by ``store_many``: one
+SQLite transaction, one commit, each request answered with its own counts once it is durable.
+
 The storage is opened lazily in the writer thread and reopened after a failure to open, so a
 collector started while its database is down answers 503 and recovers by itself.
 """
@@ -22,10 +26,11 @@ collector started while its database is down answers 503 and recovers by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -70,6 +75,7 @@ class Writer:
         self._storage: Storage | None = None
         self._open_lock = threading.Lock()
         self._pending = 0
+        self._group: list[tuple[str, Sequence[Mapping[str, Any]], asyncio.Future[StoreResult]]] = []
 
     def _open(self) -> Storage:
         storage = self._storage
@@ -86,16 +92,16 @@ class Writer:
     def _ping(self) -> None:
         self._open().ping()
 
-    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+    @contextlib.contextmanager
+    def _answers(self) -> Iterator[None]:
+        """Storage failures as the HTTP errors a client is given (never the cause itself)."""
         if self.inline and time.monotonic() < self._unavailable_until:
             self.metrics.storage_errors["unavailable"] += 1
             raise HTTPError(
                 "unavailable", "the storage is unavailable or busy; retry later", retry_after=5
             )
         try:
-            if self.inline:
-                return func(*args)
-            return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+            yield
         except StorageUnavailable as exc:
             self.metrics.storage_errors["unavailable"] += 1
             self._unavailable_until = time.monotonic() + self.cooldown
@@ -117,15 +123,44 @@ class Writer:
                 "unavailable", "the storage failed; retry later", retry_after=30
             ) from None
 
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        with self._answers():
+            if self.inline:
+                return func(*args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+
     async def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         if self._pending >= self.max_pending:
             self.metrics.storage_errors["busy"] += 1
             raise HTTPError("unavailable", "the collector is busy; retry shortly", retry_after=1)
         self._pending += 1
         try:
-            return await self._run(self._store, app, events)
+            if not self.inline:
+                return await self._run(self._store, app, events)
+            # Group the requests that reach this point in the same turn of the loop: they
+            # are stored in one transaction, answered each with its own result.
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[StoreResult] = loop.create_future()
+            self._group.append((app, events, waiter))
+            if len(self._group) == 1:
+                loop.call_soon(self._store_group)
+            return await waiter
         finally:
             self._pending -= 1
+
+    def _store_group(self) -> None:
+        group, self._group = self._group, []
+        try:
+            with self._answers():
+                results = self._open().store_many([(app, events) for app, events, _ in group])
+        except Exception as exc:  # an HTTPError, or a bug each request answers as such
+            for *_, waiter in group:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for (*_, waiter), result in zip(group, results, strict=True):
+            if not waiter.done():
+                waiter.set_result(result)
 
     async def ping(self) -> None:
         await self._run(self._ping)

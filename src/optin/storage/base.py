@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import orjson
 
 __all__ = [
+    "Batch",
     "Prepared",
     "RollupRow",
     "Storage",
@@ -55,6 +56,9 @@ class StoreResult:
     duplicates: int
     conflicts: int
 
+
+#: One request's events for ``store_many``: (app, events).
+Batch = tuple[str, Sequence[Mapping[str, Any]]]
 
 #: (day, subject, key, n) -- ``day`` is None when summed over the days.
 RollupRow = tuple[int | None, str, str, int]
@@ -134,6 +138,15 @@ class Storage(ABC):
         write wins). Events older than the app's purge horizon count as duplicates: their raw
         copy may have been counted and purged already, so they are never counted twice.
         """
+
+    def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
+        """Store several batches, each with its own result, as if stored one after another.
+
+        SQLite commits them together (one transaction: all are committed, or it raises and none
+        is). This default stores them one by one: when it raises, earlier batches may be
+        committed already (a client that retries them gets duplicates, never double counts).
+        """
+        return [self.store(app, events) for app, events in batches]
 
     @abstractmethod
     def ping(self) -> None:
