@@ -9,8 +9,9 @@ Everything runs on loopback, in this run, on this machine:
 - ``bare``: ``bench/bare_endpoint.py`` on the same uvicorn settings: orjson parse + one INSERT
   transaction per request, nothing else (the ceiling);
 - ``raw``: the same rows inserted straight into SQLite in this process (no HTTP), without and
-  with a unique index on the event id, and ``store()``: the collector's storage call alone
-  (deduplication + rollups + commit; ``coll/store`` shows how close the collector gets to it);
+  with a unique index on the event id, and ``store()``: the collector's storage call alone,
+  8 batches per transaction as the collector groups them (deduplication + rollups + commit;
+  ``coll/store`` shows how close the collector gets to it);
 - ``no-store``: ``bench/null_collector.py``, the collector with a storage that stores nothing:
   the cost of HTTP, decoding and validation alone.
 
@@ -258,11 +259,12 @@ def raw_sqlite(size: int, requests: int, seed: int, path: Path, unique: bool) ->
 def raw_store(url: str, size: int, requests: int, seed: int) -> float:
     from optin.storage import open_storage
 
-    batches = [orjson.loads(b)["events"] for b in bodies(size, requests, seed)]
+    batches = [(APP, orjson.loads(b)["events"]) for b in bodies(size, requests, seed)]
     with open_storage(url) as storage:
         start = time.perf_counter()
-        for events in batches:
-            storage.store(APP, events)
+        # As the collector groups them: up to one request per connection per transaction.
+        for i in range(0, len(batches), CONNECTIONS):
+            storage.store_many(batches[i : i + CONNECTIONS])
         seconds = time.perf_counter() - start
     return size * requests / seconds
 
