@@ -759,7 +759,9 @@ def load_cached(path: str, cache_file: str) -> Policy:
     key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
     try:
         with open(cache_file, "rb") as f:
-            cached = marshal.load(f)
+            # loads of the whole file: ``marshal.load(f)`` reads object by object, through
+            # Python-level calls, and costs the hot path several times as much.
+            cached = marshal.loads(f.read())
         if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key:
             return from_data(cached[1], path)
     except (OSError, EOFError, ValueError, TypeError, KeyError):
