@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.client.conftest import POLICY
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.client.conftest import POLICY, PREFIX, Env
 
 from optin import Telemetry
-from optin.client import spool
+from optin.client import capture, spool
 from optin.client.capture import Context, session_id
 from optin.events import validate_event
 from optin.policy import load
@@ -215,6 +219,25 @@ def test_small_json_encoder_matches_json(value: object) -> None:
     assert text == json.dumps(value, separators=(",", ":"))
 
 
+_JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+
+
+@given(
+    st.recursive(
+        _JSON_LEAVES,
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+            | st.dictionaries(st.integers() | st.text(max_size=4), inner, max_size=3)
+        ),
+        max_leaves=16,
+    )
+)
+def test_small_json_encoder_matches_json_on_any_value(value: object) -> None:
+    assert capture.dumps(value) == json.dumps(value, separators=(",", ":"))
+
+
 def test_local_mode_records_apart_and_never_uploads(tmp_path: Path) -> None:
     t = make(tmp_path, SAMPLE_CLI_TELEMETRY="local")
     with t.command("start"):
@@ -227,7 +250,6 @@ def test_local_mode_records_apart_and_never_uploads(tmp_path: Path) -> None:
 
 def test_bounds_repeated_from_the_event_model() -> None:
     from optin import events
-    from optin.client import capture
 
     assert capture.MAX_DURATION_MS == events.MAX_DURATION_MS
     assert capture.MAX_POSITIONALS == events.MAX_POSITIONALS
@@ -307,3 +329,36 @@ def test_no_home_directory_means_off(tmp_path: Path) -> None:
     with t.command("start"):
         pass
     assert t.state == "off" and t.decision().source == "no home"
+
+
+_HOT_PATH = """
+import sys
+from optin import Telemetry
+
+before = set(sys.modules)
+t = Telemetry(sys.argv[1], "1.0.0", upload=sys.argv[2])
+with t.command("canister.install") as cmd:
+    cmd.option("mode", "install")
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_recording_a_command_imports_one_client_module(env: Env) -> None:
+    """Once the state exists, telemetry on loads one module more than off (``capture``): no
+    spool maintenance, TOML parser, JSON, regular expressions or hashing."""
+    env[f"{PREFIX}_TELEMETRY"] = "on"
+    env[f"{PREFIX}_TELEMETRY_ENDPOINT"] = "http://127.0.0.1:9"
+
+    def run() -> set[str]:
+        argv = [sys.executable, "-c", _HOT_PATH, str(POLICY), "manual"]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        return set(done.stdout.split())
+
+    first = run()  # makes the state directory, the secret, the session id, today's pings
+    assert "tomllib" in first and "hmac" in first
+    run()  # and the policy cache (the first run had no directory to put it in yet)
+    (env.state / "next-upload").write_text("1e12")
+    loaded = run()
+    assert {m for m in loaded if m.startswith("optin.")} == {"optin.client.capture"}
+    heavy = {"optin.client.spool", "optin.events", "tomllib", "json", "re", "hashlib", "hmac"}
+    assert not loaded & heavy

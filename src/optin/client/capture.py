@@ -1,4 +1,10 @@
-"""Building events: the platform context, the rotating session id, the active pings.
+"""Capturing events: the platform context, the rotating session id, the active pings, and the
+write of each event into the spool.
+
+Everything a command runs with telemetry on, once the state directory exists, is in this one
+module (with :mod:`optin.policy`, already loaded): :func:`append` and the upload schedule
+(:func:`due`, :func:`set_next`) belong to the spool's layout (:mod:`.spool`, which re-exports
+them) but live here so that recording a command imports one module, not two.
 
 Every event passes :func:`optin.events.validate_event`: values come from closed lists in the
 policy or from this module's own small vocabularies, never from the user's input.
@@ -29,13 +35,25 @@ if TYPE_CHECKING:
     from optin.policy import Policy
 
 __all__ = [
+    "LOCAL",
+    "NEXT",
+    "SPOOL",
     "Context",
     "active_pings",
+    "append",
     "command_event",
     "custom_event",
+    "due",
+    "dumps",
     "error_category",
     "session_id",
+    "set_next",
 ]
+
+#: The spool's layout in the state directory (see :mod:`.spool`).
+SPOOL = "spool"
+LOCAL = "local"
+NEXT = "next-upload"
 
 # The bounds of ``optin.events``, repeated so the hot path need not import the validator (a test
 # holds them equal).
@@ -282,3 +300,112 @@ def custom_event(
     event["properties"] = props
     event["dimensions"] = dict(dimensions)
     return event
+
+
+# --- the spool's writer and the upload schedule (see :mod:`.spool` for the layout) -------------
+
+
+def _plain(text: str) -> bool:
+    """A string JSON writes as it is: printable ASCII without a quote or a backslash."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def dumps(value: object) -> str:
+    """Compact JSON, as ``json.dumps(value, separators=(",", ":"))`` would write it.
+
+    Events hold only short ASCII strings, ints, bools, lists and dicts, so this small encoder
+    saves the hot path from importing ``json`` (and ``re``); anything unusual takes ``json``.
+    """
+    kind = type(value)
+    if kind is str:
+        if _plain(value):  # type: ignore[arg-type]
+            return f'"{value}"'
+    elif kind is dict:
+        parts = []
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return _dumps(value)
+            parts.append(f'"{key}":{dumps(item)}' if _plain(key) else f"{dumps(key)}:{dumps(item)}")
+        return "{" + ",".join(parts) + "}"
+    elif kind is bool:
+        return "true" if value else "false"
+    elif kind is int:
+        return str(value)
+    elif kind is list:
+        return "[" + ",".join([dumps(v) for v in value]) + "]"  # type: ignore[attr-defined]
+    return _dumps(value)
+
+
+def _dumps(value: object) -> str:
+    """:func:`dumps` for subclasses and the unusual: the general rules, else ``json``."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        if _plain(value):
+            return f'"{value}"'
+    elif isinstance(value, int):
+        return str(int(value))
+    elif isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return "{" + ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+_seq = 0
+
+
+def append(directory: str, event: dict[str, Any], policy_version: int, now: float) -> str:
+    """Write one event atomically; create the directory on first use. Raises OSError."""
+    global _seq
+    _seq = (_seq + 1) % 1000  # keeps one process's events in order under a frozen test clock
+    name = f"{int(now * 1e9) + _seq:020d}-{policy_version}-{event['id']}.json"
+    data = dumps(event).encode()
+    tmp = os.path.join(directory, f".{name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    final = os.path.join(directory, name)
+    os.rename(tmp, final)
+    return final
+
+
+def due(state_dir: str, now: float) -> bool:
+    """Whether the schedule says an upload (or a prune) may run now."""
+    try:
+        with open(os.path.join(state_dir, NEXT), "rb") as f:
+            return now >= float(f.read(64))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return True
+
+
+def set_next(state_dir: str, when: float) -> None:
+    """Record when the next upload may run (atomically)."""
+    path = os.path.join(state_dir, NEXT)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(repr(float(when)).encode())
+    os.replace(tmp, path)

@@ -22,6 +22,11 @@ Why it is safe:
   collector acknowledged it.
 - **Bounds.** The pruner drops entries older than ``spool_max_age_days`` and then the oldest
   beyond ``spool_max_events``, and counts both in ``stats.json``.
+
+The writer (:func:`append`, :func:`dumps`) and the schedule (:func:`due`, :func:`set_next`) live in
+:mod:`.capture` and are re-exported here: a command with telemetry on then imports one module, not
+two (each import costs a command a few hundred microseconds). This module is what the uploader,
+``telemetry show|status|off`` and the local-mode pruner load.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from __future__ import annotations
 import os
 import time
 
+from optin.client.capture import LOCAL, NEXT, SPOOL, append, due, dumps, set_next
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
     "LOCAL",
+    "NEXT",
     "SPOOL",
     "Entry",
     "append",
@@ -52,12 +60,9 @@ __all__ = [
     "wipe",
 ]
 
-SPOOL = "spool"
-LOCAL = "local"
 QUARANTINE = "quarantine"
 QUARANTINE_MAX = 100
 STATS = "stats.json"
-NEXT = "next-upload"
 LOCK = "upload.lock"
 #: A temporary file older than this was left by a killed process.
 STALE_TMP_SECONDS = 600
@@ -85,62 +90,6 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r})"
-
-
-def dumps(value: object) -> str:
-    """Compact JSON, as ``json.dumps(value, separators=(",", ":"))`` would write it.
-
-    Events hold only short ASCII strings, ints, bools, lists and dicts, so this small encoder
-    saves the hot path from importing ``json`` (and ``re``); anything unusual takes ``json``.
-    """
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-            return f'"{value}"'
-    elif isinstance(value, int):
-        return str(int(value))
-    elif isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return "{" + ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in value.items()) + "}"
-    elif isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    import json
-
-    return json.dumps(value, separators=(",", ":"))
-
-
-_seq = 0
-
-
-def append(directory: str, event: dict[str, Any], policy_version: int, now: float) -> str:
-    """Write one event atomically; create the directory on first use. Raises OSError."""
-    global _seq
-    _seq = (_seq + 1) % 1000  # keeps one process's events in order under a frozen test clock
-    name = f"{int(now * 1e9) + _seq:020d}-{policy_version}-{event['id']}.json"
-    data = dumps(event).encode()
-    tmp = os.path.join(directory, f".{name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        _unlink(tmp)
-        raise
-    os.close(fd)
-    final = os.path.join(directory, name)
-    os.rename(tmp, final)
-    return final
 
 
 def _parse(directory: str, name: str) -> Entry | None:
@@ -264,26 +213,6 @@ def save_stats(state_dir: str, stats: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(stats, f, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def due(state_dir: str, now: float) -> bool:
-    """Whether the schedule says an upload (or a prune) may run now."""
-    try:
-        with open(os.path.join(state_dir, NEXT), "rb") as f:
-            return now >= float(f.read(64))
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError):
-        return True
-
-
-def set_next(state_dir: str, when: float) -> None:
-    """Record when the next upload may run (atomically)."""
-    path = os.path.join(state_dir, NEXT)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(repr(float(when)).encode())
     os.replace(tmp, path)
 
 

@@ -452,16 +452,16 @@ class Telemetry:
             self._ready = True
 
     def _store(self, events: list[dict[str, Any]], now: float) -> None:
-        from optin.client import capture, spool
+        from optin.client import capture  # the whole hot path: not .spool (see .capture)
 
         local = self.decision().state == "local"
-        directory = os.path.join(self.state_dir, spool.LOCAL if local else spool.SPOOL)
+        directory = os.path.join(self.state_dir, capture.LOCAL if local else capture.SPOOL)
         day = int(now // 86400)
         if self._pinged != day:  # once per process and UTC day (a simulation lives for months)
             self._pinged = day
             events = capture.active_pings(self.state_dir, self._context(), now) + events
         for event in events:
-            spool.append(directory, event, self.policy.version, now)
+            capture.append(directory, event, self.policy.version, now)
             if self.debug:
                 import json
 
@@ -470,13 +470,14 @@ class Telemetry:
 
     def _maintain(self, now: float, local: bool) -> None:
         """Start an upload (or, in local mode, a prune) when the schedule says it is due."""
-        from optin.client import spool
+        from optin.client import capture
 
-        if not spool.due(self.state_dir, now):
+        if not capture.due(self.state_dir, now):
             return
+        following = now + self.policy.settings.upload_interval_hours * 3600
         if local:
-            self._prune(now, spool.LOCAL)
-            spool.set_next(self.state_dir, now + self.policy.settings.upload_interval_hours * 3600)
+            self._prune(now, capture.LOCAL)
+            capture.set_next(self.state_dir, following)
             return
         if self._upload == "manual":
             return
@@ -485,7 +486,7 @@ class Telemetry:
             return
         # Claim this slot before spawning, so concurrent commands do not all start one; the
         # uploader writes the real next time (interval or backoff) when it finishes.
-        spool.set_next(self.state_dir, now + self.policy.settings.upload_interval_hours * 3600)
+        capture.set_next(self.state_dir, following)
         cwd = self._cwd if self._cwd is not None else os.getcwd()
         job: dict[str, object] = {
             "policy": self._policy_path,
@@ -498,7 +499,7 @@ class Telemetry:
             from optin.policy import to_data
 
             job["data"] = to_data(self.policy)
-        _spawn(spool.dumps(job), self.environ)
+        _spawn(capture.dumps(job), self.environ)
         self._say("started the background upload")
 
     def _prune(self, now: float, which: str) -> None:
@@ -594,9 +595,7 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
     """
     import optin
 
-    env = dict(environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(optin.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     # -S: no site-packages scan at start-up (optin is found through PYTHONPATH, and the
     # uploader needs nothing but the standard library): less CPU taken from the tool.
     argv = [sys.executable, "-S", "-m", "optin.client.upload", job]
@@ -606,6 +605,7 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
                 _children.remove(pid)
         except ChildProcessError:
             _children.remove(pid)
+    env = _child_env(environ, root)
     if hasattr(os, "posix_spawn"):
         null = os.devnull
         actions = [
@@ -639,6 +639,24 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
         start_new_session=not flags,
     )
     _children.append(child.pid)
+
+
+def _child_env(environ: Mapping[str, str], root: str) -> Mapping[bytes, bytes] | Mapping[str, str]:
+    """The uploader's environment: ``environ`` with ``root`` first on ``PYTHONPATH``.
+
+    For ``os.environ`` on POSIX its bytes are copied as they are (``os.posix_spawn`` takes
+    bytes): ``dict(os.environ)`` decodes every variable through Python-level calls, tens of
+    microseconds with a usual environment, and ``posix_spawn`` then encodes them all again.
+    """
+    data = getattr(environ, "_data", None) if environ is os.environ else None
+    if isinstance(data, dict) and os.supports_bytes_environ:
+        raw: dict[bytes, bytes] = dict(data)
+        path = (os.fsencode(root), raw.get(b"PYTHONPATH"))
+        raw[b"PYTHONPATH"] = os.pathsep.encode().join(p for p in path if p)
+        return raw
+    env = dict(environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 _EMPTY_POLICY = Policy(
