@@ -1,4 +1,4 @@
-"""The writer groups the requests that arrive together into one SQLite transaction."""
+"""The writer groups the requests that arrive together into one transaction."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_a_locked_database_fails_the_whole_group_with_503(tmp_path: Path) -> Non
     assert writer.metrics.storage_errors["unavailable"] == 1
 
 
-def test_threaded_writer_stores_each_request_alone(tmp_path: Path) -> None:
+def test_threaded_writer_groups_too(tmp_path: Path) -> None:
     Recording.groups = []
     writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=2, opener=Recording)
 
@@ -79,4 +79,4 @@ def test_threaded_writer_stores_each_request_alone(tmp_path: Path) -> None:
         assert asyncio.run(main()) == [StoreResult(1, 0, 0)] * 3
     finally:
         writer.close()
-    assert Recording.groups == [1, 1, 1]
+    assert Recording.groups == [3]

@@ -17,7 +17,8 @@ waiting on the lock again for every request (the loop stays responsive under a l
 
 Requests that reach the writer in the same turn of the loop (with several connections busy,
 the requests parsed while the previous commit ran) are stored together by ``store_many``: one
-SQLite transaction, one commit, each request answered with its own counts once it is durable.
+transaction, one commit (one fsync on PostgreSQL), each request answered with its own counts once
+it is durable.
 
 The storage is opened lazily in the writer thread and reopened after a failure to open, so a
 collector started while its database is down answers 503 and recovers by itself.
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.storage import (
+    Batch,
     Storage,
     StorageError,
     StorageFull,
@@ -49,6 +51,30 @@ __all__ = ["Writer"]
 
 log = logging.getLogger("optin.server")
 T = TypeVar("T")
+
+
+_Group = list[tuple[str, Sequence[Mapping[str, Any]], "asyncio.Future[StoreResult]"]]
+
+
+def _settle(group: _Group, results: list[StoreResult]) -> None:
+    for (*_, waiter), result in zip(group, results, strict=True):
+        if not waiter.done():
+            waiter.set_result(result)
+
+
+def _fail(group: _Group, exc: BaseException) -> None:
+    for *_, waiter in group:
+        if not waiter.done():
+            waiter.set_exception(exc)
+
+
+def _answer(group: _Group, done: asyncio.Future[list[StoreResult]]) -> None:
+    if done.cancelled():
+        _fail(group, asyncio.CancelledError())
+    elif (exc := done.exception()) is not None:
+        _fail(group, exc)
+    else:
+        _settle(group, done.result())
 
 
 class Writer:
@@ -75,7 +101,7 @@ class Writer:
         self._storage: Storage | None = None
         self._open_lock = threading.Lock()
         self._pending = 0
-        self._group: list[tuple[str, Sequence[Mapping[str, Any]], asyncio.Future[StoreResult]]] = []
+        self._group: _Group = []
 
     def _open(self) -> Storage:
         storage = self._storage
@@ -85,9 +111,6 @@ class Writer:
                     self._storage = self._opener(self.url)
                 storage = self._storage
         return storage
-
-    def _store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
-        return self._open().store(app, events)
 
     def _ping(self) -> None:
         self._open().ping()
@@ -135,10 +158,8 @@ class Writer:
             raise HTTPError("unavailable", "the collector is busy; retry shortly", retry_after=1)
         self._pending += 1
         try:
-            if not self.inline:
-                return await self._run(self._store, app, events)
-            # Group the requests that reach this point in the same turn of the loop: they
-            # are stored in one transaction, answered each with its own result.
+            # Group the requests that reach this point in the same turn of the loop: they are
+            # stored in one transaction, each answered with its own result.
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[StoreResult] = loop.create_future()
             self._group.append((app, events, waiter))
@@ -150,17 +171,21 @@ class Writer:
 
     def _store_group(self) -> None:
         group, self._group = self._group, []
+        batches = [(app, events) for app, events, _ in group]
+        if not self.inline:
+            task = asyncio.ensure_future(self._run(self._store_many, batches))
+            task.add_done_callback(lambda done: _answer(group, done))
+            return
         try:
             with self._answers():
-                results = self._open().store_many([(app, events) for app, events, _ in group])
+                results = self._store_many(batches)
         except Exception as exc:  # an HTTPError, or a bug each request answers as such
-            for *_, waiter in group:
-                if not waiter.done():
-                    waiter.set_exception(exc)
+            _fail(group, exc)
             return
-        for (*_, waiter), result in zip(group, results, strict=True):
-            if not waiter.done():
-                waiter.set_result(result)
+        _settle(group, results)
+
+    def _store_many(self, batches: list[Batch]) -> list[StoreResult]:
+        return self._open().store_many(batches)
 
     async def ping(self) -> None:
         await self._run(self._ping)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from optin.policy import DEFAULT_SETTINGS, Policy, PolicyError, load
 from optin.storage.base import (
+    Batch,
     RollupRow,
     Storage,
     StorageError,
@@ -25,6 +26,7 @@ from optin.storage.base import (
 )
 
 __all__ = [
+    "Batch",
     "RollupRow",
     "Storage",
     "StorageError",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -41,8 +42,9 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from optin.analytics.rollups import Key, deltas, session_states
+from optin.analytics.rollups import deltas, session_states
 from optin.storage.base import (
+    Batch,
     Prepared,
     RollupRow,
     Storage,
@@ -89,9 +91,9 @@ RETURNING day, command, newly_failed, newly_recovered
 
 _ROLLUPS = """
 INSERT INTO rollups (app, metric, day, subject, key, n)
-SELECT %s, u.metric, u.day, u.subject, u.key, u.n
-FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::bigint[])
-     AS u(metric, day, subject, key, n)
+SELECT u.app, u.metric, u.day, u.subject, u.key, u.n
+FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[], %b::bigint[])
+     AS u(app, metric, day, subject, key, n)
 ON CONFLICT (app, metric, day, subject, key) DO UPDATE SET n = rollups.n + excluded.n
 """
 
@@ -189,112 +191,137 @@ class PostgresStorage(Storage):
         self._partitions.update(m[0] for m in missing)
 
     def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
-        prepared, duplicates, conflicts = prepare(app, events)
-        if not prepared:
-            return StoreResult(0, duplicates, conflicts)
-        prepared.sort(key=lambda p: p.id)
+        return self.store_many([(app, events)])[0]
+
+    def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
+        ready = [(app, *prepare(app, events)) for app, events in batches]
+        work = [(app, sorted(prepared, key=lambda p: p.id)) for app, prepared, _, _ in ready]
+        if not any(prepared for _, prepared in work):
+            return [StoreResult(0, dup, con) for _, _, dup, con in ready]
+        days = {int(p.event["time"]) // 86400 for _, prepared in work for p in prepared}
         with self._errors("storing events"):
-            self._ensure_partitions({int(p.event["time"]) // 86400 for p in prepared})
+            self._ensure_partitions(days)
             try:
-                accepted, dup, con = self._store(app, prepared)
+                done = self._store(work)
             except psycopg.errors.CheckViolation:
                 # A partition we knew was dropped by a purge in another process: learn again.
                 self._partitions.clear()
-                self._ensure_partitions({int(p.event["time"]) // 86400 for p in prepared})
-                accepted, dup, con = self._store(app, prepared)
-        return StoreResult(accepted, duplicates + dup, conflicts + con)
+                self._ensure_partitions(days)
+                done = self._store(work)
+        return [
+            StoreResult(accepted, dup + more_dup, con + more_con)
+            for (_, _, dup, con), (accepted, more_dup, more_con) in zip(ready, done, strict=True)
+        ]
 
-    def _store(self, app: str, prepared: list[Prepared]) -> tuple[int, int, int]:
-        duplicates = conflicts = 0
+    def _store(self, work: list[tuple[str, list[Prepared]]]) -> list[tuple[int, int, int]]:
+        """One transaction: each batch's events and sessions, then every rollup delta at once."""
+        counts: Counter[tuple[str, int, str, str, str]] = Counter()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            # One round trip: the horizon and the batch's known ids (in any partition).
-            cur.execute(
-                "SELECT (SELECT before FROM horizons WHERE app = %s), array_agg(id), "
-                "array_agg(hash) FROM events WHERE id = ANY(%b)",
-                (app, [p.id for p in prepared]),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            horizon = row[0] or 0
-            existing: dict[bytes, bytes] = (
-                {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
-            )
-            new: list[Prepared] = []
-            for p in prepared:
-                known = existing.get(p.id)
-                if known is None:
-                    if p.event["time"] >= horizon:
-                        new.append(p)
-                    else:
-                        duplicates += 1
-                elif known == p.hash:
-                    duplicates += 1
-                else:
-                    conflicts += 1
-            if new:
-                cur.execute(
-                    _INSERT,
-                    (
-                        app,
-                        [p.id for p in new],
-                        [p.event["time"] for p in new],
-                        [p.event["kind"] for p in new],
-                        [_subject(p.event) for p in new],
-                        [p.event.get("outcome") for p in new],
-                        [p.event.get("duration_ms") for p in new],
-                        [p.hash for p in new],
-                        [p.body.decode() for p in new],
-                    ),
-                )
-                inserted = {bytes(r[0]) for r in cur.fetchall()}
-                if len(inserted) < len(new):
-                    # Inserted by another process since step 1: classify against its copy.
-                    raced = [p for p in new if p.id not in inserted]
-                    cur.execute(
-                        "SELECT id, hash FROM events WHERE id = ANY(%b)", ([p.id for p in raced],)
-                    )
-                    theirs = {bytes(i): bytes(h) for i, h in cur.fetchall()}
-                    for p in raced:
-                        if theirs.get(p.id, p.hash) == p.hash:
-                            duplicates += 1
-                        else:
-                            conflicts += 1
-                    new = [p for p in new if p.id in inserted]
-            fresh = [p.event for p in new]
-            counts = deltas(fresh)
-            states = sorted(session_states(fresh).items())
-            if states:
-                cur.execute(
-                    _SESSIONS,
-                    (
-                        app,
-                        [k[0] for k, _ in states],
-                        [k[1] for k, _ in states],
-                        [k[2] for k, _ in states],
-                        [s[0] for _, s in states],
-                        [s[1] for _, s in states],
-                    ),
-                )
-                for day, command, failed, recovered in cur.fetchall():
-                    if failed:
-                        counts[(day, "struggle", command, "failed")] += 1
-                    if recovered:
-                        counts[(day, "struggle", command, "recovered")] += 1
+            done = [
+                self._write(cur, app, prepared, counts) if prepared else (0, 0, 0)
+                for app, prepared in work
+            ]
             if counts:
-                rows: list[tuple[Key, int]] = sorted(
-                    counts.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2], kv[0][3])
+                rows = sorted(
+                    counts.items(),
+                    key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3], kv[0][4]),
                 )
                 cur.execute(
                     _ROLLUPS,
                     (
-                        app,
-                        [k[1] for k, _ in rows],
                         [k[0] for k, _ in rows],
                         [k[2] for k, _ in rows],
+                        [k[1] for k, _ in rows],
                         [k[3] for k, _ in rows],
+                        [k[4] for k, _ in rows],
                         [n for _, n in rows],
                     ),
                 )
+        return done
+
+    def _write(
+        self,
+        cur: Any,
+        app: str,
+        prepared: list[Prepared],
+        counts: Counter[tuple[str, int, str, str, str]],
+    ) -> tuple[int, int, int]:
+        duplicates = conflicts = 0
+        # One round trip: the horizon and the batch's known ids (in any partition).
+        cur.execute(
+            "SELECT (SELECT before FROM horizons WHERE app = %s), array_agg(id), "
+            "array_agg(hash) FROM events WHERE id = ANY(%b)",
+            (app, [p.id for p in prepared]),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        horizon = row[0] or 0
+        existing: dict[bytes, bytes] = (
+            {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
+        )
+        new: list[Prepared] = []
+        for p in prepared:
+            known = existing.get(p.id)
+            if known is None:
+                if p.event["time"] >= horizon:
+                    new.append(p)
+                else:
+                    duplicates += 1
+            elif known == p.hash:
+                duplicates += 1
+            else:
+                conflicts += 1
+        if new:
+            cur.execute(
+                _INSERT,
+                (
+                    app,
+                    [p.id for p in new],
+                    [p.event["time"] for p in new],
+                    [p.event["kind"] for p in new],
+                    [_subject(p.event) for p in new],
+                    [p.event.get("outcome") for p in new],
+                    [p.event.get("duration_ms") for p in new],
+                    [p.hash for p in new],
+                    [p.body.decode() for p in new],
+                ),
+            )
+            inserted = {bytes(r[0]) for r in cur.fetchall()}
+            if len(inserted) < len(new):
+                # Inserted by another process since step 1: classify against its copy.
+                raced = [p for p in new if p.id not in inserted]
+                cur.execute(
+                    "SELECT id, hash FROM events WHERE id = ANY(%b)", ([p.id for p in raced],)
+                )
+                theirs = {bytes(i): bytes(h) for i, h in cur.fetchall()}
+                for p in raced:
+                    if theirs.get(p.id, p.hash) == p.hash:
+                        duplicates += 1
+                    else:
+                        conflicts += 1
+                new = [p for p in new if p.id in inserted]
+        fresh = [p.event for p in new]
+        batch_counts = deltas(fresh)
+        states = sorted(session_states(fresh).items())
+        if states:
+            cur.execute(
+                _SESSIONS,
+                (
+                    app,
+                    [k[0] for k, _ in states],
+                    [k[1] for k, _ in states],
+                    [k[2] for k, _ in states],
+                    [s[0] for _, s in states],
+                    [s[1] for _, s in states],
+                ),
+            )
+            for day, command, failed, recovered in cur.fetchall():
+                if failed:
+                    batch_counts[(day, "struggle", command, "failed")] += 1
+                if recovered:
+                    batch_counts[(day, "struggle", command, "recovered")] += 1
+        for (day, metric, subject, key), n in batch_counts.items():
+            counts[(app, day, metric, subject, key)] += n
         return len(new), duplicates, conflicts
 
     def purge(self, app: str, before: int) -> int:
