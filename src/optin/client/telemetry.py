@@ -448,7 +448,13 @@ class Telemetry:
 
     def _prepare(self) -> None:
         if not self._ready:
-            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+            try:  # one system call when it exists (every run but the first)
+                os.mkdir(self.state_dir, 0o700)
+            except FileExistsError:
+                if not os.path.isdir(self.state_dir):
+                    raise
+            except FileNotFoundError:
+                os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
             self._ready = True
 
     def _store(self, events: list[dict[str, Any]], now: float) -> None:
