@@ -7,11 +7,20 @@ baseline measured in the same run, so a busy machine shifts both sides alike. Bu
 ``import optin`` under 3 ms over ``python -c pass``; recording one command with telemetry on,
 collector black-holed, under 2 ms over the same tool with telemetry off — also when the spool is
 due and the detached uploader is spawned.
+
+Fairness: each round runs its cases in a shuffled order (seeded), so no case always comes right
+after the wait for an uploader, or right after another case; a round with an upload waits until
+the uploader process has exited (not only until it released the spool's lock), so it never runs
+beside the next measurement. "added" is the difference of the medians; "paired" is the median of
+the per-round differences (each on run against the off run of its own round), which a slowly
+changing background load disturbs less. The on-path import line imports exactly the modules a
+recorded command loads (read from a real run).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import resource
 import socket
 import statistics
@@ -82,16 +91,26 @@ def wall(argv: list[str], env: dict[str, str], before: object = None) -> tuple[f
     return elapsed, cpu
 
 
-def compare(
-    cases: dict[str, tuple[list[str], dict[str, str], object]], runs: int
-) -> dict[str, tuple[float, float]]:
-    """Median (wall ms, CPU ms) per case over ``runs`` alternating runs."""
+Cases = dict[str, tuple[list[str], dict[str, str], object]]
+
+
+def compare(cases: Cases, runs: int, seed: int = 3) -> dict[str, list[tuple[float, float]]]:
+    """(wall s, CPU s) of each case in each of ``runs`` rounds, cases shuffled in every round."""
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for argv, env, before in cases.values():  # warm the caches (and the policy cache)
         wall(argv, env, before)
+    order = list(cases)
+    rng = random.Random(seed)
     for _ in range(runs):
-        for name, (argv, env, before) in cases.items():
+        rng.shuffle(order)
+        for name in order:
+            argv, env, before = cases[name]
             times[name].append(wall(argv, env, before))
+    return times
+
+
+def medians(times: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[float, float]]:
+    """Median (wall ms, CPU ms) per case."""
     return {
         name: (
             statistics.median(w for w, _ in t) * 1000,
@@ -99,6 +118,40 @@ def compare(
         )
         for name, t in times.items()
     }
+
+
+def paired(on: list[tuple[float, float]], off: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median of the per-round differences (wall ms, CPU ms)."""
+    return (
+        statistics.median(a[0] - b[0] for a, b in zip(on, off, strict=True)) * 1000,
+        statistics.median(a[1] - b[1] for a, b in zip(on, off, strict=True)) * 1000,
+    )
+
+
+def uploaders_running(marker: str) -> bool:
+    """Whether a detached uploader (or the shell that starts it) whose job names ``marker``
+    is still running: read from /proc; elsewhere, unknown (False)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"optin.client.upload" in cmdline and marker.encode() in cmdline:
+            return True
+    return False
+
+
+def on_path_modules(argv: list[str], env: dict[str, str]) -> list[str]:
+    """The optin modules a recorded command loads (state present, upload not due)."""
+    show = "\nprint(*sorted(m for m in sys.modules if m.partition('.')[0] == 'optin'))"
+    probe = [*argv[:2], argv[2] + show, *argv[3:]]
+    done = subprocess.run(probe, env=env, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    return done.stdout.decode().split()
 
 
 def in_process(runs: int, home: str, endpoint: str) -> tuple[float, float]:
@@ -122,6 +175,22 @@ def in_process(runs: int, home: str, endpoint: str) -> tuple[float, float]:
     return statistics.median(on) * 1e6, statistics.median(off) * 1e6
 
 
+def report(
+    times: dict[str, list[tuple[float, float]]], against: str, names: list[str] | None = None
+) -> dict[str, tuple[float, float]]:
+    """Print each case's medians, added over ``against`` and paired; return the medians."""
+    med = medians(times)
+    zero, zero_cpu = med[against]
+    for name in names or list(times):
+        ms, cpu = med[name]
+        pw, pc = paired(times[name], times[against])
+        print(
+            f"  {name:34s} wall {ms:7.2f} ms {ms - zero:+6.2f} (paired {pw:+6.2f})   "
+            f"cpu {cpu:7.2f} ms {cpu - zero_cpu:+6.2f} (paired {pc:+6.2f})"
+        )
+    return med
+
+
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
@@ -130,38 +199,15 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{hole.getsockname()[1]}"
     with tempfile.TemporaryDirectory() as home:
         env = {**base, "HOME": home, "SAMPLE_CLI_TELEMETRY_ENDPOINT": endpoint}
-        print(f"{runs} alternating runs each; medians per process: wall time, CPU time\n")
-        imports = compare(
-            {
-                "python -c pass": ([PY, "-c", "pass"], env, None),
-                "import optin": ([PY, "-c", "import optin"], env, None),
-                "import the client (off path)": (
-                    [PY, "-c", "import optin.client.telemetry"],
-                    env,
-                    None,
-                ),
-                "import the client (on path)": (
-                    [
-                        PY,
-                        "-c",
-                        "import optin.client.telemetry, optin.client.capture, "
-                        "optin.client.spool, optin.events",
-                    ],
-                    env,
-                    None,
-                ),
-            },
-            runs,
-        )
-        zero, zero_cpu = imports["python -c pass"]
-        for name, (ms, cpu) in imports.items():
-            print(
-                f"  {name:34s} wall {ms:7.2f} ms {ms - zero:+6.2f}   "
-                f"cpu {cpu:7.2f} ms {cpu - zero_cpu:+6.2f}"
-            )
+        on_env = {**env, "SAMPLE_CLI_TELEMETRY": "on"}
         state = Path(home) / ".local" / "state" / "optin" / "sample-cli"
 
         def uploader_done() -> None:
+            if os.path.isdir("/proc"):
+                deadline = time.monotonic() + 30
+                while uploaders_running(home) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                return
             from optin.client import spool
 
             time.sleep(0.7)  # the uploader starts 0.5 s after the tool
@@ -178,64 +224,87 @@ def main() -> int:
             (state / "next-upload").write_text("1e12")
 
         tool = [PY, "-c", TOOL, str(POLICY)]
-        record = compare(
-            {
-                "tool, telemetry off": (tool, {**env, "SAMPLE_CLI_TELEMETRY": "off"}, None),
-                "tool, telemetry on": (tool, {**env, "SAMPLE_CLI_TELEMETRY": "on"}, not_due),
-                "tool, on, upload due (spawned)": (
-                    tool,
-                    {**env, "SAMPLE_CLI_TELEMETRY": "on", "OPTIN_UPLOAD_TIMEOUT": "0.2"},
-                    due,
-                ),
-                "same script without optin": ([PY, "-c", BARE], env, None),
-            },
-            runs,
-        )
-        click_tool = [PY, "-c", CLICK_TOOL, str(POLICY)]
-        record.update(
+        for _ in range(3):  # the state: secret, session id, today's pings, the policy cache
+            wall(tool, on_env, not_due)
+        not_due()
+        on_path = [m for m in on_path_modules(tool, on_env) if m != "optin"]
+        print(f"{runs} rounds, cases shuffled in each; medians per process: wall time, CPU time")
+        print(f"a recorded command loads: {', '.join(on_path)}\n")
+        imports = report(
             compare(
                 {
-                    "click tool, telemetry off": (
-                        click_tool,
-                        {**env, "SAMPLE_CLI_TELEMETRY": "off"},
+                    "python -c pass": ([PY, "-c", "pass"], env, None),
+                    "import optin": ([PY, "-c", "import optin"], env, None),
+                    "import the client (off path)": (
+                        [PY, "-c", "import optin.client.telemetry"],
+                        env,
                         None,
                     ),
-                    "click tool, telemetry on": (
-                        click_tool,
-                        {**env, "SAMPLE_CLI_TELEMETRY": "on"},
-                        not_due,
-                    ),
-                    "click tool, on, upload due": (
-                        click_tool,
-                        {**env, "SAMPLE_CLI_TELEMETRY": "on", "OPTIN_UPLOAD_TIMEOUT": "0.2"},
-                        due,
+                    "import the client (on path)": (
+                        [PY, "-c", "import " + ", ".join(on_path)],
+                        env,
+                        None,
                     ),
                 },
                 runs,
-            )
+            ),
+            "python -c pass",
         )
-        off, off_cpu = record["tool, telemetry off"]
         print()
-        for name, (ms, cpu) in record.items():
-            if name.startswith("click"):
-                off, off_cpu = record["click tool, telemetry off"]
-            print(
-                f"  {name:34s} wall {ms:7.2f} ms {ms - off:+6.2f}   "
-                f"cpu {cpu:7.2f} ms {cpu - off_cpu:+6.2f}  (vs off)"
-            )
+        report(
+            compare(
+                {
+                    "tool, telemetry off": (tool, {**env, "SAMPLE_CLI_TELEMETRY": "off"}, None),
+                    "tool, telemetry on": (tool, on_env, not_due),
+                    "tool, on, upload due (spawned)": (
+                        tool,
+                        {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
+                        due,
+                    ),
+                    "same script without optin": ([PY, "-c", BARE], env, None),
+                },
+                runs,
+            ),
+            "tool, telemetry off",
+        )
+        click_tool = [PY, "-c", CLICK_TOOL, str(POLICY)]
+        click = compare(
+            {
+                "click tool, telemetry off": (
+                    click_tool,
+                    {**env, "SAMPLE_CLI_TELEMETRY": "off"},
+                    None,
+                ),
+                "click tool, telemetry on": (click_tool, on_env, not_due),
+                "click tool, on, upload due": (
+                    click_tool,
+                    {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
+                    due,
+                ),
+            },
+            runs,
+        )
+        med = report(click, "click tool, telemetry off")
+        print(
+            "  (added: difference of the medians vs off; paired: median of per-round differences)"
+        )
         on_us, off_us = in_process(200, home, endpoint)
         print(
             f"\n  in process, one command recorded: on {on_us:.0f} µs, off {off_us:.1f} µs "
             f"(ratio {on_us / max(off_us, 0.001):.0f}x)"
         )
-        off, off_cpu = record["click tool, telemetry off"]
-        on = record["click tool, telemetry on"]
-        due_ = record["click tool, on, upload due"]
+        off = med["click tool, telemetry off"]
+        on, due_ = med["click tool, telemetry on"], med["click tool, on, upload due"]
+        p_on = paired(click["click tool, telemetry on"], click["click tool, telemetry off"])
+        p_due = paired(click["click tool, on, upload due"], click["click tool, telemetry off"])
+        zero = imports["python -c pass"]
         print(
-            f"\nbudgets (wall / cpu): import optin +{imports['import optin'][0] - zero:.2f} / "
-            f"+{imports['import optin'][1] - zero_cpu:.2f} ms (< 3 ms); "
-            f"click tool recording on +{on[0] - off:.2f} / +{on[1] - off_cpu:.2f} ms, "
-            f"due +{due_[0] - off:.2f} / +{due_[1] - off_cpu:.2f} ms (< 2 ms)"
+            f"\nbudgets (wall / cpu): import optin +{imports['import optin'][0] - zero[0]:.2f} / "
+            f"+{imports['import optin'][1] - zero[1]:.2f} ms (< 3 ms); click tool recording "
+            f"on +{on[0] - off[0]:.2f} / +{on[1] - off[1]:.2f} ms "
+            f"(paired +{p_on[0]:.2f} / +{p_on[1]:.2f}), "
+            f"due +{due_[0] - off[0]:.2f} / +{due_[1] - off[1]:.2f} ms "
+            f"(paired +{p_due[0]:.2f} / +{p_due[1]:.2f}) (< 2 ms)"
         )
         uploader_done()
     hole.close()
