@@ -217,10 +217,14 @@ def start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process plus its children's (the storage process)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += peak_rss_mb(int(child))
+    return total
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -414,7 +418,7 @@ def main() -> int:
                 f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
                 f"{c_rate / store:>10.0%} {n_rate:>10,.0f}" + (f"  non-200: {bad}" if bad else "")
             )
-        print(f"collector peak RSS: {rss:.0f} MB")
+        print(f"collector peak RSS (with its storage process): {rss:.0f} MB")
         if args.postgres:
             postgres(tmp, args.events)
     return 0

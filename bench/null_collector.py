@@ -27,6 +27,9 @@ class NullStorage:
     def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         return StoreResult(len(events), 0, 0)
 
+    def store_many(self, batches: Sequence[tuple[str, Sequence[Any]]]) -> list[StoreResult]:
+        return [StoreResult(len(events), 0, 0) for _, events in batches]
+
     def ping(self) -> None:
         pass
 

@@ -350,23 +350,25 @@ def test_a_database_that_cannot_be_opened_is_503_and_not_ready(tmp_path: Path) -
         assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_a_full_database_is_507(db_url: str) -> None:
-    """SQLite's own SQLITE_FULL: the storage's connection is capped at its current page count."""
+def test_a_full_database_is_507_and_keeps_what_it_acknowledged(tmp_path: Path) -> None:
+    """SQLite's own SQLITE_FULL, at the database size cap of the URL (``max_size_mb``)."""
     from optin.storage import open_storage
 
-    app = create_app(POLICY, db_url, rate_limit=0)
-
-    def capped(url: str) -> Any:
-        storage = open_storage(url)
-        db = storage._db  # type: ignore[attr-defined]
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        db.execute(f"PRAGMA max_page_count = {pages}")
-        return storage
-
-    app.writer._opener = capped
+    url = f"sqlite:///{tmp_path / 'capped.db'}?max_size_mb=1"
+    app = create_app(POLICY, url, rate_limit=0)
+    accepted, statuses = 0, []
     with ThreadServer(app) as srv, httpx.Client(base_url=srv.url) as client:
-        r = post(client, batch([event() for _ in range(200)]))
+        for _ in range(40):  # 1 MiB holds a few thousand events
+            r = post(client, batch([event() for _ in range(250)]))
+            statuses.append(r.status_code)
+            if r.status_code != 200:
+                break
+            accepted += r.json()["accepted"]
         assert_error(r, 507, "insufficient_storage")
+        assert client.get("/metrics").text.count('optin_storage_errors_total{kind="full"} 1') == 1
+    assert statuses[0] == 200, statuses
+    with open_storage(url.split("?")[0]) as storage:
+        assert len(storage.raw_events(APP)) == accepted
 
 
 # --- 404, 405, 408, 431 ---------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""The writer groups the requests that arrive together into one transaction."""
+"""The writer: requests that arrive together share one transaction, in a storage process (the
+default on SQLite), on the loop, or on threads; a storage process that dies is replaced."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +16,7 @@ from tests.server.helpers import APP, event
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.server.writer import Writer
-from optin.storage import StoreResult
+from optin.storage import StoreResult, open_storage
 from optin.storage.sqlite import SQLiteStorage
 
 
@@ -27,56 +30,100 @@ class Recording(SQLiteStorage):
         return super().store_many(batches)
 
 
-def test_concurrent_requests_share_one_transaction(tmp_path: Path) -> None:
-    Recording.groups = []
-    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), opener=Recording)
-    first = event()
-
+def _together(writer: Writer, first: dict[str, Any]) -> list[StoreResult]:
     async def main() -> list[StoreResult]:
-        together = [writer.store(APP, [first])] + [writer.store(APP, [event()]) for _ in range(6)]
-        results = list(await asyncio.gather(*together, writer.store(APP, [first])))
-        results.append(await writer.store(APP, [event(), event()]))  # a later turn of the loop
-        return results
+        try:
+            together = [writer.store(APP, [first])]
+            together += [writer.store(APP, [event()]) for _ in range(6)]
+            results = list(await asyncio.gather(*together, writer.store(APP, [first])))
+            results.append(await writer.store(APP, [event(), event()]))  # a later turn
+            return results
+        finally:
+            await writer.aclose()
 
-    try:
-        results = asyncio.run(main())
-    finally:
-        writer.close()
+    return asyncio.run(main())
+
+
+EXPECTED = [StoreResult(1, 0, 0)] * 7 + [StoreResult(0, 1, 0), StoreResult(2, 0, 0)]
+
+
+def test_on_the_loop_concurrent_requests_share_one_transaction(tmp_path: Path) -> None:
+    Recording.groups = []
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=0, opener=Recording)
+    assert _together(writer, event()) == EXPECTED
     assert Recording.groups == [8, 1]
-    assert results == [StoreResult(1, 0, 0)] * 7 + [StoreResult(0, 1, 0), StoreResult(2, 0, 0)]
+
+
+def test_on_threads_concurrent_requests_share_one_transaction(tmp_path: Path) -> None:
+    Recording.groups = []
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=2, opener=Recording)
+    assert _together(writer, event()) == EXPECTED
+    assert Recording.groups == [8, 1]
+
+
+def test_in_the_storage_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    writer = Writer(url, Metrics())
+    assert writer.child is not None
+    first = event()
+    assert _together(writer, first) == EXPECTED
+    with open_storage(url) as storage:
+        assert sum(e["id"] == first["id"] for e in storage.raw_events(APP)) == 1
+        assert len(storage.raw_events(APP)) == 9
 
 
 def test_a_locked_database_fails_the_whole_group_with_503(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     writer = Writer(f"sqlite:///{path}?busy_timeout_ms=50", Metrics(), cooldown=0)
-    asyncio.run(writer.store(APP, [event()]))  # opens the database
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
 
-    async def group() -> list[Any]:
-        tries = [writer.store(APP, [event()]) for _ in range(4)]
-        return list(await asyncio.gather(*tries, return_exceptions=True))
+    async def main() -> tuple[list[Any], list[Any]]:
+        try:
+            await writer.store(APP, [event()])  # the storage process has the database open
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            tries = [writer.store(APP, [event()]) for _ in range(4)]
+            failed = await asyncio.gather(*tries, return_exceptions=True)
+            holder.execute("ROLLBACK")
+            holder.close()
+            tries = [writer.store(APP, [event()]) for _ in range(4)]
+            return list(failed), list(await asyncio.gather(*tries))
+        finally:
+            await writer.aclose()
 
-    try:
-        failed = asyncio.run(group())
-        assert all(isinstance(e, HTTPError) and e.status == 503 for e in failed), failed
-        holder.execute("ROLLBACK")
-        assert asyncio.run(group()) == [StoreResult(1, 0, 0)] * 4
-    finally:
-        holder.close()
-        writer.close()
+    failed, stored = asyncio.run(main())
+    assert all(isinstance(e, HTTPError) and e.status == 503 for e in failed), failed
+    assert stored == [StoreResult(1, 0, 0)] * 4
     assert writer.metrics.storage_errors["unavailable"] == 1
 
 
-def test_threaded_writer_groups_too(tmp_path: Path) -> None:
-    Recording.groups = []
-    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=2, opener=Recording)
+def test_a_killed_storage_process_is_503_then_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    url = f"sqlite:///{path}?busy_timeout_ms=10000"
+    writer = Writer(url, Metrics(), cooldown=0)
 
-    async def main() -> list[StoreResult]:
-        return list(await asyncio.gather(*(writer.store(APP, [event()]) for _ in range(3))))
+    async def main() -> tuple[Any, StoreResult, StoreResult]:
+        try:
+            await writer.store(APP, [event()])
+            assert writer.child is not None and writer.child._child is not None
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the next store waits in the storage process
+            in_flight = asyncio.ensure_future(writer.store(APP, [event()]))
+            await asyncio.sleep(0.5)
+            os.kill(writer.child._child.proc.pid, signal.SIGKILL)
+            lost = (await asyncio.gather(in_flight, return_exceptions=True))[0]
+            holder.execute("ROLLBACK")
+            holder.close()
+            after = await writer.store(APP, [event()])  # on a new storage process
+            # A dead child found before anything is sent to it: a new one answers at once.
+            os.kill(writer.child._child.proc.pid, signal.SIGKILL)
+            await writer.child._child.proc.wait()
+            await asyncio.sleep(0.1)
+            return lost, after, await writer.store(APP, [event()])
+        finally:
+            await writer.aclose()
 
-    try:
-        assert asyncio.run(main()) == [StoreResult(1, 0, 0)] * 3
-    finally:
-        writer.close()
-    assert Recording.groups == [3]
+    lost, after, again = asyncio.run(main())
+    assert isinstance(lost, HTTPError) and lost.status == 503, lost
+    assert after == again == StoreResult(1, 0, 0)
+    with open_storage(url) as storage:
+        assert len(storage.raw_events(APP)) == 3

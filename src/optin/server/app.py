@@ -163,7 +163,7 @@ class Collector:
             if publisher is not None:
                 publisher.cancel()
                 self.metrics.publish()
-            await asyncio.to_thread(self.writer.close)
+            await self.writer.aclose()
             close = getattr(self.dashboard, "close", None)
             if close is not None:
                 await asyncio.to_thread(close)

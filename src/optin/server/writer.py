@@ -6,14 +6,17 @@ PostgreSQL: the calls run on a small thread pool (one thread per pooled connecti
 keeps parsing while the server works. When ``max_pending`` batches already wait, more are refused
 with 503 + ``Retry-After`` at once instead of queueing without bound.
 
-SQLite: the calls run *on the event loop*, one at a time. Measured with ``bench/bench_ingest.py``
-(batch 100): 19.5k events/s inline against 11.3k with one writer thread, because the writer thread
-and the loop contend for the GIL: the thread needs it back after every SQLite call (SQLite releases
-it while it works) and waits for the loop to let go; lowering ``sys.setswitchinterval`` did not
-help (12.6k). SQLite writes serialise anyway, so the loop loses no parallelism it could have used.
-The price is that a locked database blocks the loop for the busy timeout (500 ms); so after a
+SQLite: the calls run in a storage process (:mod:`optin.storage.process`), a child of each
+worker, so storing uses the second core while the loop parses and validates the next requests.
+A thread would not: measured with ``bench/bench_ingest.py`` (batch 100), 19.5k events/s on the
+loop against 11.3k with one writer thread, because the thread needs the GIL back after every
+SQLite call and waits for the loop to let go (``sys.setswitchinterval`` did not help); the
+storage process reached 33k where the loop reached 27k (same run conditions, grouped
+transactions in both). ``threads=0`` keeps the calls on the loop (tests, and the null storage
+of the bench). SQLite writes serialise anyway, so one storage process loses no parallelism. A
+locked database makes the child wait the busy timeout (500 ms); after a
 :class:`StorageUnavailable` the writer answers 503 at once for ``cooldown`` seconds instead of
-waiting on the lock again for every request (the loop stays responsive under a long lock).
+waiting on the lock again for every request.
 
 Requests that reach the writer in the same turn of the loop (with several connections busy,
 the requests parsed while the previous commit ran) are stored together by ``store_many``: one
@@ -35,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from optin.server.child import StorageProcess
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.storage import (
@@ -91,9 +95,14 @@ class Writer:
         self.url = url
         self.metrics = metrics
         self.max_pending = max_pending
+        # SQLite: a storage process by default (threads=0: on the loop); PostgreSQL: threads.
+        sqlite = url.startswith("sqlite:")
+        self.child = StorageProcess(url) if sqlite and threads is None else None
         if threads is None:
-            threads = 0 if url.startswith("sqlite:") else 4
-        self.inline = threads == 0
+            threads = 0 if sqlite else 4
+        self.inline = threads == 0 and self.child is None
+        #: One writer at a time (on the loop or in the child): a lock wait is worth remembering.
+        self._serial = threads == 0
         self.cooldown = cooldown
         self._unavailable_until = 0.0
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="optin-writer")
@@ -118,7 +127,7 @@ class Writer:
     @contextlib.contextmanager
     def _answers(self) -> Iterator[None]:
         """Storage failures as the HTTP errors a client is given (never the cause itself)."""
-        if self.inline and time.monotonic() < self._unavailable_until:
+        if self._serial and time.monotonic() < self._unavailable_until:
             self.metrics.storage_errors["unavailable"] += 1
             raise HTTPError(
                 "unavailable", "the storage is unavailable or busy; retry later", retry_after=5
@@ -173,7 +182,7 @@ class Writer:
         group, self._group = self._group, []
         batches = [(app, events) for app, events, _ in group]
         if not self.inline:
-            task = asyncio.ensure_future(self._run(self._store_many, batches))
+            task = asyncio.ensure_future(self._store_elsewhere(batches))
             task.add_done_callback(lambda done: _answer(group, done))
             return
         try:
@@ -187,11 +196,26 @@ class Writer:
     def _store_many(self, batches: list[Batch]) -> list[StoreResult]:
         return self._open().store_many(batches)
 
+    async def _store_elsewhere(self, batches: list[Batch]) -> list[StoreResult]:
+        with self._answers():
+            if self.child is not None:
+                return await self.child.store_many(batches)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._store_many, batches)
+
     async def ping(self) -> None:
         await self._run(self._ping)
 
+    async def aclose(self) -> None:
+        """Wait for in-flight writes (the storage process's too), then close the storage."""
+        if self.child is not None:
+            await self.child.close()
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         """Wait for in-flight writes, then close the storage."""
+        if self.child is not None:
+            self.child.kill()  # only when no loop is left to close it with aclose
         self._pool.shutdown(wait=True)
         if self._storage is not None:
             self._storage.close()

@@ -11,8 +11,10 @@ A lock held by someone else longer than ``busy_timeout_ms`` (default 500) raises
 :class:`StorageUnavailable` so the collector answers 503 instead of queueing requests.
 
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``; query parameters
-``busy_timeout_ms`` and ``synchronous`` (``normal``, the default: a committed batch survives the
-collector being killed; ``full`` also survives power loss, at one fsync per batch).
+``busy_timeout_ms``, ``synchronous`` (``normal``, the default: a committed batch survives the
+collector being killed; ``full`` also survives power loss, at one fsync per batch) and
+``max_size_mb`` (a cap on the database file: at the cap, storing fails with
+:class:`StorageFull`, HTTP 507, long before the disk itself is full).
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class SQLiteStorage(Storage):
             if mode.lower() != "wal" and self.path != ":memory:":
                 raise StorageError(f"{self.path}: cannot switch to WAL mode (got {mode})")
             apply_sqlite(self._db)
+            if "max_size_mb" in params:
+                page = self._db.execute("PRAGMA page_size").fetchone()[0]
+                pages = int(float(params["max_size_mb"]) * (1 << 20)) // page
+                self._db.execute(f"PRAGMA max_page_count = {max(1, pages)}")
             self._reader = self._connect()
 
     def _connect(self) -> sqlite3.Connection:

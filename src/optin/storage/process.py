@@ -1,0 +1,142 @@
+"""The storage process: a child of each collector worker that does its database writes.
+
+Why a process: validating requests and storing them are both CPU work in Python, and the GIL lets
+only one run at a time in a process (a writer *thread* was measured slower than none, see
+:mod:`optin.server.writer`). In a child, the storage uses the second core while the worker parses
+and validates the next requests.
+
+Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian length and an orjson
+body. A request is ``[[app, events], ...]`` (the batches of one group); the answer, in the same
+order, is ``{"results": [[accepted, duplicates, conflicts], ...]}`` once they are committed, or
+``{"error": kind, "message": text}`` with kind ``unavailable``, ``full`` or ``error``. Requests
+that are already waiting when the child is free are stored together in one transaction, each
+answered on its own. The child exits when its stdin closes (the worker stopped or died).
+
+    python -m optin.storage.process DATABASE_URL
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import struct
+import sys
+from typing import Any
+
+import orjson
+
+from optin.storage import (
+    Storage,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    open_storage,
+)
+
+__all__ = ["HEADER", "encode_frame", "main"]
+
+HEADER = struct.Struct(">I")
+log = logging.getLogger("optin.storage")
+
+
+def encode_frame(value: Any) -> bytes:
+    body = orjson.dumps(value)
+    return HEADER.pack(len(body)) + body
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, StorageUnavailable):
+        kind = "unavailable"
+    elif isinstance(exc, StorageFull):
+        kind = "full"
+    else:
+        kind = "error"
+        if not isinstance(exc, StorageError):
+            log.error("storage process: %s", type(exc).__name__, exc_info=exc)
+    return {"error": kind, "message": str(exc)}
+
+
+class _Frames:
+    """Complete frames from a file descriptor: every one already there, or wait for one."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def _split(self) -> list[bytes]:
+        frames = []
+        view = self.buffer
+        start = 0
+        while len(view) - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(view, start)
+            if len(view) - start - HEADER.size < length:
+                break
+            frames.append(bytes(view[start + HEADER.size : start + HEADER.size + length]))
+            start += HEADER.size + length
+        del view[:start]
+        return frames
+
+    def next_group(self) -> list[bytes] | None:
+        """Block until at least one frame is complete; ``None`` at end of input."""
+        while True:
+            frames = self._split()
+            if frames:
+                return frames
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+
+def serve(url: str, infd: int, outfd: int) -> None:
+    frames = _Frames(infd)
+    storage: Storage | None = None
+    try:
+        while (group := frames.next_group()) is not None:
+            requests = [orjson.loads(frame) for frame in group]
+            answers: list[Any]
+            try:
+                if storage is None:
+                    storage = open_storage(url)
+                flat = [tuple(batch) for request in requests for batch in request]
+                results = storage.store_many(flat)
+            except Exception as exc:
+                if storage is not None and not isinstance(exc, StorageError):
+                    storage.close()  # a bug: start from a fresh connection next time
+                    storage = None
+                answers = [_error(exc)] * len(requests)
+            else:
+                answers = []
+                for request in requests:
+                    mine, results = results[: len(request)], results[len(request) :]
+                    answers.append(
+                        {"results": [[r.accepted, r.duplicates, r.conflicts] for r in mine]}
+                    )
+            out = b"".join(encode_frame(answer) for answer in answers)
+            while out:
+                out = out[os.write(outfd, out) :]
+    finally:
+        if storage is not None:
+            storage.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m optin.storage.process DATABASE_URL", file=sys.stderr)
+        return 2
+    # Ctrl-C in a terminal reaches the whole process group: the worker decides when to stop,
+    # by closing our stdin once its requests in flight are answered.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(args[0], sys.stdin.fileno(), sys.stdout.fileno())
+    except BrokenPipeError:
+        pass  # the worker is gone
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
