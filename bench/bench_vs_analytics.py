@@ -1,6 +1,7 @@
 """Side by side: wall time a CLI adds to "record one event and exit", optin vs analytics clients.
 
-    python bench/bench_vs_analytics.py [--quick] [--runs N] [--client-runs N] [--timeout S]
+    python bench/bench_vs_analytics.py [--cold] [--quick] [--clients optin,posthog,...]
+                                       [--runs N] [--client-runs N] [--timeout S]
 
 Issue 3, "Budgets", third bullet. In one run, against the same loopback endpoints:
 
@@ -8,10 +9,20 @@ Issue 3, "Budgets", third bullet. In one run, against the same loopback endpoint
 - ``black-holed``: a 127.0.0.1 socket served by a thread of this process that accepts every
   connection and never answers.
 
-Clients, each a fresh process with fresh HOME / XDG dirs per run:
+Two modes. **Warm** (the default) measures the steady state of a CLI people use every day: each
+case keeps one HOME / XDG tree across its runs, made by warm-up runs before the measured ones.
+For optin that tree holds what any run after the first finds: the stored consent (``on``, as
+``<tool> telemetry on`` writes it; no ``<APP>_TELEMETRY`` variable, so consent is read and the
+project file sought as for a real user), the secret and today's session id, the state and
+config directories, the policy cache, today's and this month's ``active`` pings already sent, and
+the next upload time in the future (rewritten before every run: the uploader is not spawned).
+The other clients keep no state between runs that we know of; they get the same kept tree.
+**Cold** (``--cold``) gives every run a fresh, empty HOME: optin then runs its first run (the
+secret made, the TOML parsed, the pings sent, the uploader spawned), with ``<APP>_TELEMETRY=on``.
 
-- optin: ``Telemetry(policy, upload="background")``, ``<APP>_TELEMETRY=on``, one
-  ``with t.command("start"): pass``;
+Clients, each a fresh process per run:
+
+- optin: ``Telemetry(policy, upload="background")``, one ``with t.command("start"): pass``;
 - posthog: ``Posthog(key, host=...)``, ``capture(...)``, ``shutdown()``;
 - segment-analytics-python: ``analytics.write_key/host``, ``track(...)``, ``shutdown()``;
 - snowplow-tracker: ``Snowplow.create_tracker(ns, endpoint)``, ``track(StructuredEvent)``,
@@ -20,7 +31,8 @@ Clients, each a fresh process with fresh HOME / XDG dirs per run:
 Baselines measured in the same run: a script that imports nothing, and for each client the same
 script with its event call removed (import, set-up and flush/shutdown only). Runs alternate
 between cases; every run is capped by a timeout (the case then reports ``>timeout`` and is not run
-again). Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+again). A run's end is seen as it happens (a blocking wait, with a watchdog for the cap).
+Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
 """
 
 from __future__ import annotations
@@ -115,12 +127,16 @@ def refused_port() -> int:
     """A loopback port that was just free: nothing listens on it, connections are refused."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def run_once(script: str, endpoint: str, parent: str, timeout: float) -> float | None:
-    """Wall seconds of one fresh process (own HOME/XDG dirs), or None past ``timeout``."""
-    home = tempfile.mkdtemp(dir=parent)
+def run_once(
+    script: str, endpoint: str, home: str, timeout: float, consent_var: bool
+) -> float | None:
+    """Wall seconds of one fresh process with its HOME/XDG dirs under ``home``, or None past
+    ``timeout``. ``consent_var``: turn optin on with ``<APP>_TELEMETRY=on`` (cold runs) rather
+    than through the stored consent (warm runs)."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
     env.update(
         {
@@ -130,11 +146,12 @@ def run_once(script: str, endpoint: str, parent: str, timeout: float) -> float |
             "XDG_CONFIG_HOME": os.path.join(home, "config"),
             "XDG_CACHE_HOME": os.path.join(home, "cache"),
             "XDG_DATA_HOME": os.path.join(home, "data"),
-            "SAMPLE_CLI_TELEMETRY": "on",
             "SAMPLE_CLI_TELEMETRY_ENDPOINT": endpoint,
             "OPTIN_UPLOAD_TIMEOUT": "1",  # the detached uploader; never waited for here
         }
     )
+    if consent_var:
+        env["SAMPLE_CLI_TELEMETRY"] = "on"
     argv = [PY, "-c", script, endpoint, str(POLICY)]
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -146,18 +163,61 @@ def run_once(script: str, endpoint: str, parent: str, timeout: float) -> float |
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        return None
-    return time.perf_counter() - start
+    # A watchdog rather than ``proc.wait(timeout=...)``: with a timeout, Popen.wait polls with
+    # sleeps that double from 0.5 ms to 50 ms, so a process was seen to end only at the next
+    # poll (about 16 or 32 ms for a short one): times came out in steps, not as measured.
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    watchdog = threading.Timer(timeout, kill)
+    watchdog.start()
+    proc.wait()  # blocking waitpid: returns as the process ends
+    elapsed = time.perf_counter() - start
+    watchdog.cancel()
+    return None if fired.is_set() else elapsed
+
+
+def optin_dirs(home: str) -> tuple[str, str]:
+    """optin's state and config directories under ``home`` (as ``run_once`` sets XDG)."""
+    return (
+        os.path.join(home, "state", "optin", "sample-cli"),
+        os.path.join(home, "config", "optin", "sample-cli"),
+    )
+
+
+def consent_on(home: str) -> None:
+    """The stored choice ``on``, as ``<tool> telemetry on`` records it."""
+    from optin.client import consent
+    from optin.policy import load
+
+    consent.write_stored(optin_dirs(home)[1], "on", load(POLICY).version, time.time())
+
+
+def not_due(home: str) -> None:
+    """Next upload in the future: the run records and does not spawn the uploader."""
+    state = optin_dirs(home)[0]
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    with open(os.path.join(state, "next-upload"), "w") as f:
+        f.write("1e12")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--cold", action="store_true", help="a fresh, empty HOME for every run (first runs)"
+    )
     ap.add_argument("--quick", action="store_true", help="2 runs each, 15 s cap")
+    ap.add_argument(
+        "--clients",
+        default=",".join(SCRIPTS),
+        help=f"which clients, comma-separated (default {','.join(SCRIPTS)}); optin is always run",
+    )
     ap.add_argument("--runs", type=int, default=30, help="runs for optin and the baseline")
     ap.add_argument("--client-runs", type=int, default=5, help="runs for third-party clients")
     ap.add_argument("--timeout", type=float, default=40.0, help="cap per run, seconds")
@@ -174,7 +234,13 @@ def main() -> int:
     # case -> (script, endpoint, runs)
     cases: dict[tuple[str, str, str], tuple[str, str, int]] = {}
     cases[("bare", "-", "imports nothing")] = (BARE, endpoints["refused"], args.runs)
+    clients = {"optin", *args.clients.split(",")}
+    unknown = clients - set(SCRIPTS)
+    if unknown:
+        ap.error(f"unknown clients: {', '.join(sorted(unknown))}")
     for client, script in SCRIPTS.items():
+        if client not in clients:
+            continue
         runs = args.runs if client == "optin" else args.client_runs
         for ep_name, url in endpoints.items():
             cases[(client, ep_name, "no event")] = (without_event(script), url, runs)
@@ -182,20 +248,33 @@ def main() -> int:
     times: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}
     timed_out: set[tuple[str, str, str]] = set()
     began = time.perf_counter()
+    mode = "cold (an empty HOME every run)" if args.cold else "warm (state kept, made before)"
     print(
-        f"runs: {args.runs} (optin, baseline), {args.client_runs} (others); "
+        f"mode: {mode}; runs: {args.runs} (optin, baseline), {args.client_runs} (others); "
         f"cap {args.timeout:g} s per run; endpoints {endpoints}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as parent:
-        for key, (script, url, _) in cases.items():  # warm the caches, without an event
-            if key[2] != "event":
-                run_once(script, url, parent, args.timeout)
+        kept = {key: tempfile.mkdtemp(dir=parent) for key in cases}
+
+        def once(key: tuple[str, str, str], script: str, url: str) -> float | None:
+            home = tempfile.mkdtemp(dir=parent) if args.cold else kept[key]
+            if not args.cold and key[0] == "optin":
+                not_due(home)
+            return run_once(script, url, home, args.timeout, consent_var=args.cold)
+
+        for key, (script, url, _) in cases.items():  # warm the caches (and optin's state)
+            if not args.cold and key[0] == "optin":
+                consent_on(kept[key])
+                for _ in range(3):  # secret, session id, pings; then the policy cache
+                    once(key, script, url)
+            elif key[2] != "event":
+                once(key, script, url)
         for i in range(max(args.runs, args.client_runs)):
             for key, (script, url, runs) in cases.items():
                 if i >= runs or key in timed_out:
                     continue
-                elapsed = run_once(script, url, parent, args.timeout)
+                elapsed = once(key, script, url)
                 if elapsed is None:
                     timed_out.add(key)
                 else:
@@ -219,7 +298,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     optin_added: dict[str, tuple[float, float]] = {}
-    for client in SCRIPTS:
+    for client in (c for c in SCRIPTS if c in clients):
         for ep_name in endpoints:
             noev = median_ms((client, ep_name, "no event"))
             ev = median_ms((client, ep_name, "event"))
