@@ -216,15 +216,16 @@ def start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{argv[:4]} did not start")
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process plus its children's (the storage process)."""
-    total = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            total += int(line.split()[1]) / 1024
+def peak_rss_mb(pid: int) -> list[float]:
+    """Peak resident memory (MB) of a process, then of each of its children (storage process)."""
+    peaks = [
+        int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    ]
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        total += peak_rss_mb(int(child))
-    return total
+        peaks += peak_rss_mb(int(child))
+    return peaks
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -418,7 +419,10 @@ def main() -> int:
                 f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
                 f"{c_rate / store:>10.0%} {n_rate:>10,.0f}" + (f"  non-200: {bad}" if bad else "")
             )
-        print(f"collector peak RSS (with its storage process): {rss:.0f} MB")
+        print(
+            f"collector peak RSS: {sum(rss):.0f} MB "
+            f"({' + '.join(f'{mb:.0f}' for mb in rss)}: worker + storage process)"
+        )
         if args.postgres:
             postgres(tmp, args.events)
     return 0

@@ -22,6 +22,7 @@ import os
 import signal
 import struct
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -31,12 +32,15 @@ from optin.storage import (
     StorageError,
     StorageFull,
     StorageUnavailable,
+    StoreResult,
     open_storage,
 )
 
 __all__ = ["HEADER", "encode_frame", "main"]
 
 HEADER = struct.Struct(">I")
+#: Events stored in one transaction at most: more would not commit faster, only hold more memory.
+GROUP_EVENTS = 1000
 log = logging.getLogger("optin.storage")
 
 
@@ -89,33 +93,61 @@ class _Frames:
             self.buffer += chunk
 
 
+def _store(storage: Storage, requests: list[Any]) -> list[dict[str, Any]]:
+    flat = [tuple(batch) for request in requests for batch in request]
+    results: list[StoreResult] = []
+    start = end = events = 0
+    while end < len(flat):  # a transaction per GROUP_EVENTS, a batch never split
+        events += len(flat[end][1])
+        end += 1
+        if events >= GROUP_EVENTS or end == len(flat):
+            results += storage.store_many(flat[start:end])
+            start, events = end, 0
+    answers = []
+    for request in requests:
+        mine, results = results[: len(request)], results[len(request) :]
+        answers.append({"results": [[r.accepted, r.duplicates, r.conflicts] for r in mine]})
+    return answers
+
+
+def _groups(frames: list[bytes]) -> Iterator[list[Any]]:
+    """The decoded requests, in order, a transaction's worth (``GROUP_EVENTS``) at a time."""
+    group: list[Any] = []
+    events = 0
+    for frame in frames:
+        request = orjson.loads(frame)
+        group.append(request)
+        events += sum(len(batch[1]) for batch in request)
+        if events >= GROUP_EVENTS:
+            yield group
+            group, events = [], 0
+    if group:
+        yield group
+
+
 def serve(url: str, infd: int, outfd: int) -> None:
     frames = _Frames(infd)
     storage: Storage | None = None
+
+    def attempt(requests: list[Any]) -> list[dict[str, Any]]:
+        nonlocal storage
+        try:
+            if storage is None:
+                storage = open_storage(url)
+            return _store(storage, requests)
+        except Exception as exc:
+            if isinstance(exc, StorageError) or len(requests) == 1:
+                return [_error(exc)] * len(requests)
+            # Not the database: a request the storage cannot take (a bug). Alone, the others
+            # are stored and only that one fails.
+            return [answer for request in requests for answer in attempt([request])]
+
     try:
-        while (group := frames.next_group()) is not None:
-            requests = [orjson.loads(frame) for frame in group]
-            answers: list[Any]
-            try:
-                if storage is None:
-                    storage = open_storage(url)
-                flat = [tuple(batch) for request in requests for batch in request]
-                results = storage.store_many(flat)
-            except Exception as exc:
-                if storage is not None and not isinstance(exc, StorageError):
-                    storage.close()  # a bug: start from a fresh connection next time
-                    storage = None
-                answers = [_error(exc)] * len(requests)
-            else:
-                answers = []
-                for request in requests:
-                    mine, results = results[: len(request)], results[len(request) :]
-                    answers.append(
-                        {"results": [[r.accepted, r.duplicates, r.conflicts] for r in mine]}
-                    )
-            out = b"".join(encode_frame(answer) for answer in answers)
-            while out:
-                out = out[os.write(outfd, out) :]
+        while (arrived := frames.next_group()) is not None:
+            for requests in _groups(arrived):
+                out = b"".join(encode_frame(answer) for answer in attempt(requests))
+                while out:
+                    out = out[os.write(outfd, out) :]
     finally:
         if storage is not None:
             storage.close()

@@ -108,7 +108,9 @@ class SQLiteStorage(Storage):
         db = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
-        db.execute("PRAGMA cache_size = -32768")
+        # 8 MiB of pages: measured as fast as 32 MiB for ingest (hot pages are few: the newest
+        # events, today's rollups), and the collector must stay under 150 MB with its child.
+        db.execute("PRAGMA cache_size = -8192")
         return db
 
     @contextmanager
