@@ -1,6 +1,6 @@
 """What the client costs a CLI: import time, and wall time added by recording one command.
 
-    python bench/bench_client_import.py [RUNS]
+    python bench/bench_client_import.py [RUNS] [--instructions]
 
 Every figure is a median over RUNS (default 40) alternating runs of fresh processes, against a
 baseline measured in the same run, so a busy machine shifts both sides alike. Budgets (issue 3):
@@ -15,13 +15,21 @@ beside the next measurement. "added" is the difference of the medians; "paired" 
 the per-round differences (each on run against the off run of its own round), which a slowly
 changing background load disturbs less. The on-path import line imports exactly the modules a
 recorded command loads (read from a real run).
+
+``--instructions`` adds a figure no other process on the machine can move: the user-space
+instructions of one run of each case under ``valgrind --tool=callgrind`` (needs valgrind;
+``PYTHONHASHSEED=0``), against the same baselines. It leaves out the kernel's share (files
+written, the spawn) and says nothing of wall time: a check on the medians, not a replacement.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
+import re
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -175,6 +183,36 @@ def in_process(runs: int, home: str, endpoint: str) -> tuple[float, float]:
     return statistics.median(on) * 1e6, statistics.median(off) * 1e6
 
 
+def instructions(argv: list[str], env: dict[str, str], before: object = None) -> int:
+    """User-space instructions of one run under callgrind (its children are not traced)."""
+    after = before() if callable(before) else None
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        env={**env, "PYTHONHASHSEED": "0"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if callable(after):
+        after()
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def report_instructions(cases: Cases, against: str) -> None:
+    """One run of each case under callgrind: millions of instructions, and more than ``against``."""
+    counts = {}
+    for name, (argv, env, before) in cases.items():
+        instructions(argv, env, before)  # the caches warm (and the state), as for the timing
+        counts[name] = instructions(argv, env, before)
+    for name, count in counts.items():
+        more = (count - counts[against]) / 1e6
+        print(f"  {name:34s} {count / 1e6:8.2f} M instructions {more:+6.2f}")
+
+
 def report(
     times: dict[str, list[tuple[float, float]]], against: str, names: list[str] | None = None
 ) -> dict[str, tuple[float, float]]:
@@ -192,7 +230,15 @@ def report(
 
 
 def main() -> int:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="?", type=int, default=40, help="rounds (default 40)")
+    ap.add_argument(
+        "--instructions", action="store_true", help="also count instructions under valgrind"
+    )
+    args = ap.parse_args()
+    runs = args.runs
+    if args.instructions and shutil.which("valgrind") is None:
+        ap.error("--instructions needs valgrind")
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
     base["PYTHONPATH"] = str(ROOT / "src")
     hole = socket.create_server(("127.0.0.1", 0), backlog=1024)  # accepts, never answers
@@ -230,60 +276,40 @@ def main() -> int:
         on_path = [m for m in on_path_modules(tool, on_env) if m != "optin"]
         print(f"{runs} rounds, cases shuffled in each; medians per process: wall time, CPU time")
         print(f"a recorded command loads: {', '.join(on_path)}\n")
-        imports = report(
-            compare(
-                {
-                    "python -c pass": ([PY, "-c", "pass"], env, None),
-                    "import optin": ([PY, "-c", "import optin"], env, None),
-                    "import the client (off path)": (
-                        [PY, "-c", "import optin.client.telemetry"],
-                        env,
-                        None,
-                    ),
-                    "import the client (on path)": (
-                        [PY, "-c", "import " + ", ".join(on_path)],
-                        env,
-                        None,
-                    ),
-                },
-                runs,
+        import_cases: Cases = {
+            "python -c pass": ([PY, "-c", "pass"], env, None),
+            "import optin": ([PY, "-c", "import optin"], env, None),
+            "import the client (off path)": (
+                [PY, "-c", "import optin.client.telemetry"],
+                env,
+                None,
             ),
-            "python -c pass",
-        )
-        print()
-        report(
-            compare(
-                {
-                    "tool, telemetry off": (tool, {**env, "SAMPLE_CLI_TELEMETRY": "off"}, None),
-                    "tool, telemetry on": (tool, on_env, not_due),
-                    "tool, on, upload due (spawned)": (
-                        tool,
-                        {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
-                        due,
-                    ),
-                    "same script without optin": ([PY, "-c", BARE], env, None),
-                },
-                runs,
+            "import the client (on path)": ([PY, "-c", "import " + ", ".join(on_path)], env, None),
+        }
+        tool_cases: Cases = {
+            "tool, telemetry off": (tool, {**env, "SAMPLE_CLI_TELEMETRY": "off"}, None),
+            "tool, telemetry on": (tool, on_env, not_due),
+            "tool, on, upload due (spawned)": (
+                tool,
+                {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
+                due,
             ),
-            "tool, telemetry off",
-        )
+            "same script without optin": ([PY, "-c", BARE], env, None),
+        }
         click_tool = [PY, "-c", CLICK_TOOL, str(POLICY)]
-        click = compare(
-            {
-                "click tool, telemetry off": (
-                    click_tool,
-                    {**env, "SAMPLE_CLI_TELEMETRY": "off"},
-                    None,
-                ),
-                "click tool, telemetry on": (click_tool, on_env, not_due),
-                "click tool, on, upload due": (
-                    click_tool,
-                    {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
-                    due,
-                ),
-            },
-            runs,
-        )
+        click_cases: Cases = {
+            "click tool, telemetry off": (click_tool, {**env, "SAMPLE_CLI_TELEMETRY": "off"}, None),
+            "click tool, telemetry on": (click_tool, on_env, not_due),
+            "click tool, on, upload due": (
+                click_tool,
+                {**on_env, "OPTIN_UPLOAD_TIMEOUT": "0.2"},
+                due,
+            ),
+        }
+        imports = report(compare(import_cases, runs), "python -c pass")
+        print()
+        report(compare(tool_cases, runs), "tool, telemetry off")
+        click = compare(click_cases, runs)
         med = report(click, "click tool, telemetry off")
         print(
             "  (added: difference of the medians vs off; paired: median of per-round differences)"
@@ -306,6 +332,11 @@ def main() -> int:
             f"due +{due_[0] - off[0]:.2f} / +{due_[1] - off[1]:.2f} ms "
             f"(paired +{p_due[0]:.2f} / +{p_due[1]:.2f}) (< 2 ms)"
         )
+        if args.instructions:
+            print("\nuser-space instructions, one run each under callgrind:\n")
+            report_instructions(import_cases, "python -c pass")
+            report_instructions(tool_cases, "tool, telemetry off")
+            report_instructions(click_cases, "click tool, telemetry off")
         uploader_done()
     hole.close()
     return 0
