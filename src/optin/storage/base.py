@@ -30,6 +30,7 @@ __all__ = [
     "StorageFull",
     "StorageUnavailable",
     "StoreResult",
+    "classify",
     "prepare",
 ]
 
@@ -123,6 +124,30 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
         seen[ident] = digest
         out.append(Prepared(ident, digest, body, ev))
     return out, duplicates, conflicts
+
+
+def classify(
+    prepared: list[Prepared], existing: Mapping[bytes, bytes], horizon: int
+) -> tuple[list[Prepared], int, int]:
+    """Split a batch against what is stored (id -> content hash) and the app's purge horizon.
+
+    Returns the new events, and how many were duplicates (the same content again, or older than
+    the horizon: possibly counted and purged already) and conflicts (an id with other content).
+    """
+    new: list[Prepared] = []
+    duplicates = conflicts = 0
+    for p in prepared:
+        known = existing.get(p.id)
+        if known is None:
+            if p.event["time"] >= horizon:
+                new.append(p)
+            else:
+                duplicates += 1
+        elif known == p.hash:
+            duplicates += 1
+        else:
+            conflicts += 1
+    return new, duplicates, conflicts
 
 
 class Storage(ABC):

@@ -52,6 +52,7 @@ from optin.storage.base import (
     StorageFull,
     StorageUnavailable,
     StoreResult,
+    classify,
     prepare,
 )
 from optin.storage.migrations import apply_postgres
@@ -246,7 +247,6 @@ class PostgresStorage(Storage):
         prepared: list[Prepared],
         counts: Counter[tuple[str, int, str, str, str]],
     ) -> tuple[int, int, int]:
-        duplicates = conflicts = 0
         # One round trip: the horizon and the batch's known ids (in any partition).
         cur.execute(
             "SELECT (SELECT before FROM horizons WHERE app = %s), array_agg(id), "
@@ -259,18 +259,7 @@ class PostgresStorage(Storage):
         existing: dict[bytes, bytes] = (
             {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
         )
-        new: list[Prepared] = []
-        for p in prepared:
-            known = existing.get(p.id)
-            if known is None:
-                if p.event["time"] >= horizon:
-                    new.append(p)
-                else:
-                    duplicates += 1
-            elif known == p.hash:
-                duplicates += 1
-            else:
-                conflicts += 1
+        new, duplicates, conflicts = classify(prepared, existing, horizon)
         if new:
             cur.execute(
                 _INSERT,

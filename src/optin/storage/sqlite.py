@@ -38,6 +38,7 @@ from optin.storage.base import (
     StorageFull,
     StorageUnavailable,
     StoreResult,
+    classify,
     prepare,
 )
 from optin.storage.migrations import apply_sqlite
@@ -178,19 +179,9 @@ class SQLiteStorage(Storage):
         db = self._db
         row = db.execute("SELECT before FROM horizons WHERE app = ?", (app,)).fetchone()
         horizon = row[0] if row else 0
-        existing = self._existing([p.id for p in prepared])
-        new = []
-        for p in prepared:
-            known = existing.get(p.id)
-            if known is None:
-                if p.event["time"] >= horizon:
-                    new.append(p)
-                else:
-                    duplicates += 1
-            elif known == p.hash:
-                duplicates += 1
-            else:
-                conflicts += 1
+        new, dup, con = classify(prepared, self._existing([p.id for p in prepared]), horizon)
+        duplicates += dup
+        conflicts += con
         db.executemany(
             _INSERT,
             [
