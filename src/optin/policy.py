@@ -13,7 +13,7 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 __all__ = [
@@ -434,12 +434,16 @@ def from_data(data: Mapping[str, Any], source: str = "<data>") -> Policy:
     )
 
 
-def load_cached(path: str, cache_file: str) -> Policy:
+def load_cached(
+    path: str, cache_file: str, before_write: Callable[[], object] | None = None
+) -> Policy:
     """:func:`load`, through a marshal cache keyed by the file's path, size and mtime.
 
     ``tomllib`` and the checks cost tens of milliseconds at every command; a cache hit costs a
     ``stat`` and a ``marshal.load``. The client passes a file in its state directory, and only
     when telemetry is on (off writes nothing). A stale, corrupt or unwritable cache is ignored.
+    ``before_write`` runs on a miss, once the policy parsed, before the cache is written (the
+    client makes its state directory there: a broken policy leaves nothing behind).
     """
     import marshal
 
@@ -457,6 +461,8 @@ def load_cached(path: str, cache_file: str) -> Policy:
     policy = load(path)
     tmp = f"{cache_file}.{os.getpid()}.tmp"
     try:
+        if before_write is not None:
+            before_write()
         with open(tmp, "wb") as f:
             marshal.dump((key, to_data(policy)), f)
         os.replace(tmp, cache_file)

@@ -354,9 +354,9 @@ def test_recording_a_command_imports_one_client_module(env: Env) -> None:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
         return set(done.stdout.split())
 
-    first = run()  # makes the state directory, the secret, the session id, today's pings
+    first = run()  # makes the state directory, the policy cache, the secret, today's pings
     assert "tomllib" in first and "hmac" in first
-    run()  # and the policy cache (the first run had no directory to put it in yet)
+    assert (env.state / "policy.cache").is_file(), "the first run on caches the policy"
     (env.state / "next-upload").write_text("1e12")
     loaded = run()
     assert {m for m in loaded if m.startswith("optin.")} == {"optin.client.capture"}

@@ -249,7 +249,8 @@ class Telemetry:
         try:
             if cache:
                 path = os.path.join(self.state_dir, "policy.cache")
-                self._policy = load_cached(self._policy_path, path)
+                # On a miss the state directory is made first: the first run caches too.
+                self._policy = load_cached(self._policy_path, path, self._prepare)
             else:
                 self._policy = load(self._policy_path)
         except (PolicyError, OSError) as exc:  # a packaging bug must not break every command
