@@ -98,6 +98,15 @@ class Sender(threading.Thread):
                     self.acked.extend(e["id"] for e in events)
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan waits for whatever init this machine has to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optin.db'}"
     server = ProcessServer(tmp_path, url, "--rate-limit", "0").start()
@@ -106,8 +115,17 @@ def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
         for s in senders:
             s.start()
         time.sleep(1.5)
+        assert server.proc is not None
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        storers = [int(pid) for pid in children.read_text().split()]
+        assert storers, "the collector writes through its storage process"
         server.signal(signal.SIGKILL)
         server.wait(10)
+        # The storage process sees its input end, finishes its transaction and exits.
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in storers):
+            assert time.monotonic() < deadline, "the storage process outlived its worker"
+            time.sleep(0.05)
     finally:
         for s in senders:
             s.stop.set()
