@@ -6,7 +6,8 @@ validate.py  the policy compiled into a fast checker with the reference's verdic
 errors.py    the one JSON error body
 ratelimit.py per-source token buckets on salted, daily-rotated hashes (memory only)
 metrics.py   Prometheus text
-writer.py    storage calls off the event loop, with back-pressure
+writer.py    storage calls grouped per turn of the loop, with back-pressure
+child.py     the worker's end of the SQLite storage process (optin.storage.process)
 openapi.py   the hand-written OpenAPI 3.1 document
 protocol.py  uvicorn's httptools protocol plus 408 (slow headers) and 431 (big headers)
 run.py       ``serve(args)``: uvicorn with uvloop + httptools, workers, no access log
