@@ -32,18 +32,11 @@ from optin.analytics.rollups import (
 )
 from optin.policy import Policy, load
 from optin.storage import open_storage
-from optin.storage.base import prepare
+from optin.storage.base import prepare, subject_of
 
 _TYPES = ["bytea", "text", "int4", "int8", "text", "text", "text", "int4", "bytea", "text"]
 POLICY = Path(__file__).resolve().parent / "policy.toml"
 CHUNK = 50_000
-
-
-def _subject(ev: dict[str, Any]) -> str:
-    kind = ev["kind"]
-    return str(
-        ev["command"] if kind == "command" else ev["name"] if kind == "event" else ev["period"]
-    )
 
 
 class _Sink:
@@ -201,7 +194,7 @@ def generate(
                     p.id,
                     p.event["time"],
                     p.event["kind"],
-                    _subject(p.event),
+                    subject_of(p.event),
                     p.event.get("outcome"),
                     p.event.get("duration_ms"),
                     p.hash,

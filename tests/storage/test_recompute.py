@@ -90,12 +90,13 @@ def check(db: Storage, app: str, pool: list[dict[str, Any]], steps: list[Any]) -
     assert sorted(db.raw_events(app), key=key) == sorted(kept.values(), key=key)
 
 
-def test_rollups_equal_recomputation(storage_url: str) -> None:
-    apps = (f"app-{n}" for n in itertools.count())
+def _property(storage_url: str, prefix: str, examples: int) -> None:
+    """Random pools and steps, each example on a fresh app of one database."""
+    apps = (f"{prefix}-{n}" for n in itertools.count())
     with open_storage(storage_url) as db:
 
         @settings(
-            max_examples=25 if storage_url.startswith("sqlite") else 15,
+            max_examples=examples,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
             database=None,
@@ -105,22 +106,13 @@ def test_rollups_equal_recomputation(storage_url: str) -> None:
             check(db, next(apps), pool, steps)
 
         run()
+
+
+def test_rollups_equal_recomputation(storage_url: str) -> None:
+    _property(storage_url, "app", 25 if storage_url.startswith("sqlite") else 15)
 
 
 @pytest.mark.slow
 def test_rollups_equal_recomputation_long(storage_url: str) -> None:
     """The same property with many more examples (CI runs it with -m slow)."""
-    apps = (f"long-{n}" for n in itertools.count())
-    with open_storage(storage_url) as db:
-
-        @settings(
-            max_examples=300,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            database=None,
-        )
-        @given(pool=st.lists(_event(), min_size=30, max_size=30), steps=_steps)
-        def run(pool: list[dict[str, Any]], steps: list[Any]) -> None:
-            check(db, next(apps), pool, steps)
-
-        run()
+    _property(storage_url, "long", 300)

@@ -337,23 +337,9 @@ def dumps(value: object) -> str:
 
 
 def _dumps(value: object) -> str:
-    """:func:`dumps` for subclasses and the unusual: the general rules, else ``json``."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    """:func:`dumps` for what events seldom hold: ``None``, or anything else through ``json``."""
     if value is None:
         return "null"
-    if isinstance(value, str):
-        if _plain(value):
-            return f'"{value}"'
-    elif isinstance(value, int):
-        return str(int(value))
-    elif isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return "{" + ",".join(f"{dumps(k)}:{dumps(v)}" for k, v in value.items()) + "}"
-    elif isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
     import json
 
     return json.dumps(value, separators=(",", ":"))
@@ -396,9 +382,7 @@ def due(state_dir: str, now: float) -> bool:
     try:
         with open(os.path.join(state_dir, NEXT), "rb") as f:
             return now >= float(f.read(64))
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none yet, or unreadable: due
         return True
 
 

@@ -10,11 +10,11 @@ SQLite: the calls run in a storage process (:mod:`optin.storage.process`), a chi
 worker, so storing uses the second core while the loop parses and validates the next requests.
 A thread would not: measured with ``bench/bench_ingest.py`` (batch 100), 19.5k events/s on the
 loop against 11.3k with one writer thread, because the thread needs the GIL back after every
-SQLite call and waits for the loop to let go (``sys.setswitchinterval`` did not help); the
-storage process reached 33k where the loop reached 27k (same run conditions, grouped
-transactions in both). ``threads=0`` keeps the calls on the loop (tests, and the null storage
-of the bench). SQLite writes serialise anyway, so one storage process loses no parallelism. A
-locked database makes the child wait the busy timeout (500 ms); after a
+SQLite call and waits for the loop to let go (``sys.setswitchinterval`` did not help). The
+storage process against the loop, in alternated runs (grouped transactions in both): 28.5k and
+24.8k against 16.7k and 18.1k. ``threads=0`` keeps the calls on the loop (tests, and the null
+storage of the bench). SQLite writes serialise anyway, so one storage process loses no
+parallelism. A locked database makes the child wait the busy timeout (500 ms); after a
 :class:`StorageUnavailable` the writer answers 503 at once for ``cooldown`` seconds instead of
 waiting on the lock again for every request.
 
@@ -60,25 +60,17 @@ T = TypeVar("T")
 _Group = list[tuple[str, Sequence[Mapping[str, Any]], "asyncio.Future[StoreResult]"]]
 
 
-def _settle(group: _Group, results: list[StoreResult]) -> None:
-    for (*_, waiter), result in zip(group, results, strict=True):
+def _answer(group: _Group, done: asyncio.Future[list[StoreResult]]) -> None:
+    """Each request of a group gets its own result, or the error the whole group met."""
+    exc = asyncio.CancelledError() if done.cancelled() else done.exception()
+    if exc is not None:
+        for *_, waiter in group:
+            if not waiter.done():
+                waiter.set_exception(exc)
+        return
+    for (*_, waiter), result in zip(group, done.result(), strict=True):
         if not waiter.done():
             waiter.set_result(result)
-
-
-def _fail(group: _Group, exc: BaseException) -> None:
-    for *_, waiter in group:
-        if not waiter.done():
-            waiter.set_exception(exc)
-
-
-def _answer(group: _Group, done: asyncio.Future[list[StoreResult]]) -> None:
-    if done.cancelled():
-        _fail(group, asyncio.CancelledError())
-    elif (exc := done.exception()) is not None:
-        _fail(group, exc)
-    else:
-        _settle(group, done.result())
 
 
 class Writer:
@@ -111,6 +103,7 @@ class Writer:
         self._open_lock = threading.Lock()
         self._pending = 0
         self._group: _Group = []
+        self._tasks: set[asyncio.Future[list[StoreResult]]] = set()
 
     def _open(self) -> Storage:
         storage = self._storage
@@ -181,27 +174,16 @@ class Writer:
     def _store_group(self) -> None:
         group, self._group = self._group, []
         batches = [(app, events) for app, events, _ in group]
-        if not self.inline:
-            task = asyncio.ensure_future(self._store_elsewhere(batches))
-            task.add_done_callback(lambda done: _answer(group, done))
-            return
-        try:
+        # Held here until done: the loop keeps only weak references to tasks.
+        self._tasks.add(task := asyncio.ensure_future(self._store_many(batches)))
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: _answer(group, done))
+
+    async def _store_many(self, batches: list[Batch]) -> list[StoreResult]:
+        if self.child is not None:
             with self._answers():
-                results = self._store_many(batches)
-        except Exception as exc:  # an HTTPError, or a bug each request answers as such
-            _fail(group, exc)
-            return
-        _settle(group, results)
-
-    def _store_many(self, batches: list[Batch]) -> list[StoreResult]:
-        return self._open().store_many(batches)
-
-    async def _store_elsewhere(self, batches: list[Batch]) -> list[StoreResult]:
-        with self._answers():
-            if self.child is not None:
                 return await self.child.store_many(batches)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._store_many, batches)
+        return await self._run(lambda: self._open().store_many(batches))
 
     async def ping(self) -> None:
         await self._run(self._ping)

@@ -32,6 +32,7 @@ __all__ = [
     "StoreResult",
     "classify",
     "prepare",
+    "subject_of",
 ]
 
 
@@ -126,6 +127,16 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     return out, duplicates, conflicts
 
 
+def subject_of(event: Mapping[str, Any]) -> str:
+    """The ``subject`` column: the command path, the custom event's name or the active period."""
+    kind = event["kind"]
+    if kind == "command":
+        return str(event["command"])
+    if kind == "event":
+        return str(event["name"])
+    return str(event["period"])
+
+
 def classify(
     prepared: list[Prepared], existing: Mapping[bytes, bytes], horizon: int
 ) -> tuple[list[Prepared], int, int]:
@@ -155,7 +166,6 @@ class Storage(ABC):
 
     url: str
 
-    @abstractmethod
     def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         """Write validated events and their rollups in one transaction, committed on return.
 
@@ -163,15 +173,14 @@ class Storage(ABC):
         write wins). Events older than the app's purge horizon count as duplicates: their raw
         copy may have been counted and purged already, so they are never counted twice.
         """
+        return self.store_many([(app, events)])[0]
 
+    @abstractmethod
     def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
         """Store several batches, each with its own result, as if stored one after another.
 
-        SQLite commits them together (one transaction: all are committed, or it raises and none
-        is). This default stores them one by one: when it raises, earlier batches may be
-        committed already (a client that retries them gets duplicates, never double counts).
+        One transaction: all are committed, or it raises and none is.
         """
-        return [self.store(app, events) for app, events in batches]
 
     @abstractmethod
     def ping(self) -> None:

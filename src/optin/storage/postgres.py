@@ -9,14 +9,19 @@ round trips whatever its size:
    inserted a moment ago is classified by a second look-up, so each event is counted once);
 3. upsert the session states, returning which ones flipped (struggle), computed from the old
    row inside ``ON CONFLICT DO UPDATE`` so two processes never count the same flip;
-4. upsert the rollup deltas (aggregated in memory per batch).
+4. upsert the rollup deltas (aggregated in memory).
 
 Arrays are sent in binary (``%b``): psycopg quotes text arrays with a Python regex per element,
-which costs 30 ms per 100-event batch; binary arrays cost nothing. Rows are written in sorted key
-order so concurrent transactions lock them in the same order and
-cannot deadlock. Partitions are created on demand under an advisory lock; ``purge`` drops whole
-months that are past retention (when no other app has rows in them) and deletes only in the
-partial month at the edge. The primary key of a partitioned table must contain the partition
+which costs 30 ms per 100-event batch; binary arrays cost nothing. ``store_many`` runs steps 1-3
+per batch and step 4 once for the whole group. The rollup rows, which every transaction shares,
+are upserted once per transaction in key order, so concurrent transactions never deadlock on
+them; events and session states are in key order within each batch. Two groups could still
+lock the same install's rows in opposite orders (a retry racing itself); PostgreSQL then aborts
+one, which is :class:`StorageUnavailable`, a 503 the client retries.
+
+Partitions are created on demand under an advisory lock; ``purge`` drops whole months that are
+past retention (when no other app has rows in them) and deletes only in the partial month at the
+edge. The primary key of a partitioned table must contain the partition
 key, so it is ``(id, day)``: a retry has the same hour and hits it; an id reused with another
 time is caught by step 1. (Two such conflicting copies arriving within the same millisecond in
 two processes could both be kept; a retry of the same event never can.)
@@ -33,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -54,6 +59,7 @@ from optin.storage.base import (
     StoreResult,
     classify,
     prepare,
+    subject_of,
 )
 from optin.storage.migrations import apply_postgres
 
@@ -108,13 +114,6 @@ def month_of(day: int) -> tuple[str, int, int]:
         f"events_p{date.year:04d}{date.month:02d}",
         (first - _EPOCH).days,
         (nxt - _EPOCH).days,
-    )
-
-
-def _subject(ev: Mapping[str, Any]) -> str:
-    kind = ev["kind"]
-    return str(
-        ev["command"] if kind == "command" else ev["name"] if kind == "event" else ev["period"]
     )
 
 
@@ -191,9 +190,6 @@ class PostgresStorage(Storage):
                 )
         self._partitions.update(m[0] for m in missing)
 
-    def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
-        return self.store_many([(app, events)])[0]
-
     def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
         ready = [(app, *prepare(app, events)) for app, events in batches]
         work = [(app, sorted(prepared, key=lambda p: p.id)) for app, prepared, _, _ in ready]
@@ -268,7 +264,7 @@ class PostgresStorage(Storage):
                     [p.id for p in new],
                     [p.event["time"] for p in new],
                     [p.event["kind"] for p in new],
-                    [_subject(p.event) for p in new],
+                    [subject_of(p.event) for p in new],
                     [p.event.get("outcome") for p in new],
                     [p.event.get("duration_ms") for p in new],
                     [p.hash for p in new],
