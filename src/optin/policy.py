@@ -6,8 +6,6 @@ checks are in :mod:`optin.policy_check`, loaded only to parse). Standard library
 imports it inside every command a user types.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -161,14 +159,14 @@ class Command(_Record):
     __slots__ = ("path", "purpose", "options", "positional_count")
     path: str
     purpose: str
-    options: Mapping[str, Option]
+    options: "Mapping[str, Option]"
     positional_count: bool
 
     def __init__(
         self,
         path: str,
         purpose: str,
-        options: Mapping[str, Option] | None = None,
+        options: "Mapping[str, Option] | None" = None,
         positional_count: bool = False,
     ) -> None:
         self._set(
@@ -235,10 +233,10 @@ class EventDef(_Record):
     __slots__ = ("name", "purpose", "properties")
     name: str
     purpose: str
-    properties: Mapping[str, Property]
+    properties: "Mapping[str, Property]"
 
     def __init__(
-        self, name: str, purpose: str, properties: Mapping[str, Property] | None = None
+        self, name: str, purpose: str, properties: "Mapping[str, Property] | None" = None
     ) -> None:
         self._set(name=name, purpose=purpose, properties=properties or {})
 
@@ -264,10 +262,10 @@ class Policy(_Record):
     version: int
     endpoint: str
     purpose: str
-    commands: Mapping[str, Command]
-    dimensions: Mapping[str, Dimension]
-    events: Mapping[str, EventDef]
-    errors: Mapping[str, str]
+    commands: "Mapping[str, Command]"
+    dimensions: "Mapping[str, Dimension]"
+    events: "Mapping[str, EventDef]"
+    errors: "Mapping[str, str]"
     settings: Settings
     source: str
 
@@ -278,10 +276,10 @@ class Policy(_Record):
         version: int,
         endpoint: str,
         purpose: str,
-        commands: Mapping[str, Command],
-        dimensions: Mapping[str, Dimension],
-        events: Mapping[str, EventDef],
-        errors: Mapping[str, str],
+        commands: "Mapping[str, Command]",
+        dimensions: "Mapping[str, Dimension]",
+        events: "Mapping[str, EventDef]",
+        errors: "Mapping[str, str]",
         settings: Settings = DEFAULT_SETTINGS,
         source: str = "<string>",
     ) -> None:
@@ -310,10 +308,10 @@ def env_prefix(app: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else "_" for c in app.upper())
 
 
-_compiled: dict[str, re.Pattern[str]] = {}
+_compiled: "dict[str, re.Pattern[str]]" = {}
 
 
-def _pattern(pattern: str) -> re.Pattern[str]:
+def _pattern(pattern: str) -> "re.Pattern[str]":
     found = _compiled.get(pattern)
     if found is None:
         import re
@@ -348,7 +346,7 @@ def load(path: str | os.PathLike[str]) -> Policy:
 # --- plain data: the policy as dicts and lists (JSON for the collector, marshal for the cache) ---
 
 
-def to_data(policy: Policy) -> dict[str, Any]:
+def to_data(policy: Policy) -> "dict[str, Any]":
     """The policy as plain data: what ``GET /v1/apps/{app}/policy`` serves and the cache stores."""
     s = policy.settings
     return {
@@ -392,7 +390,7 @@ def to_data(policy: Policy) -> dict[str, Any]:
     }
 
 
-def from_data(data: Mapping[str, Any], source: str = "<data>") -> Policy:
+def from_data(data: "Mapping[str, Any]", source: str = "<data>") -> Policy:
     """Rebuild a policy from :func:`to_data` output (trusted: written by :func:`to_data`)."""
     return Policy(
         app=data["app"],
@@ -435,7 +433,7 @@ def from_data(data: Mapping[str, Any], source: str = "<data>") -> Policy:
 
 
 def load_cached(
-    path: str, cache_file: str, before_write: Callable[[], object] | None = None
+    path: str, cache_file: str, before_write: "Callable[[], object] | None" = None
 ) -> Policy:
     """:func:`load`, through a marshal cache keyed by the file's path, size and mtime.
 

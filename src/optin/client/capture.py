@@ -19,8 +19,6 @@ file ``marks/day-YYYY-MM-DD`` (``month-YYYY-MM``) is created with ``O_EXCL``, so
 concurrent processes exactly one wins and sends the ping.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -118,7 +116,7 @@ class Context:
             "interactive": interactive,
         }
 
-    def base(self, kind: str, now: float) -> dict[str, Any]:
+    def base(self, kind: str, now: float) -> "dict[str, Any]":
         """A new event of ``kind``: a fresh random id, the time truncated to the hour."""
         return {
             "id": os.urandom(16).hex(),
@@ -128,7 +126,7 @@ class Context:
         }
 
 
-def session_id(state_dir: str, policy: Policy, now: float) -> str:
+def session_id(state_dir: str, policy: "Policy", now: float) -> str:
     """The session id of the period ``now`` falls in; creates the secret on first use."""
     period = int(now // 3600) // policy.settings.session_rotation_hours
     cache = os.path.join(state_dir, "session")
@@ -185,7 +183,7 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def active_pings(state_dir: str, ctx: Context, now: float) -> list[dict[str, Any]]:
+def active_pings(state_dir: str, ctx: Context, now: float) -> "list[dict[str, Any]]":
     """The ``active`` events due now: at most one per UTC day and one per UTC month, ever."""
     t = time.gmtime(now)
     marks = os.path.join(state_dir, "marks")
@@ -218,7 +216,7 @@ def _forget_older(marks: str, period: str, keep: str) -> None:
                 pass
 
 
-def error_category(policy: Policy, error: BaseException | str | None) -> str | None:
+def error_category(policy: "Policy", error: BaseException | str | None) -> str | None:
     """The policy's category for an error: its class name or a listed base class, else other."""
     if error is None:
         return None
@@ -231,20 +229,20 @@ def error_category(policy: Policy, error: BaseException | str | None) -> str | N
 
 
 def command_event(
-    policy: Policy,
+    policy: "Policy",
     ctx: Context,
     session: str,
     now: float,
     *,
     path: str,
-    options: Mapping[str, object],
+    options: "Mapping[str, object]",
     positionals: int | None,
-    dimensions: Mapping[str, str],
+    dimensions: "Mapping[str, str]",
     outcome: str,
     exit_code: int,
     error: str | None,
     duration: float,
-) -> dict[str, Any]:
+) -> "dict[str, Any]":
     """A ``command`` event: only declared options, only allowed values, only asked-for counts."""
     cmd = policy.commands.get(path)
     event = ctx.base("command", now)
@@ -274,14 +272,14 @@ def command_event(
 
 
 def custom_event(
-    policy: Policy,
+    policy: "Policy",
     ctx: Context,
     session: str,
     now: float,
     name: str,
-    properties: Mapping[str, object],
-    dimensions: Mapping[str, str],
-) -> dict[str, Any] | None:
+    properties: "Mapping[str, object]",
+    dimensions: "Mapping[str, str]",
+) -> "dict[str, Any] | None":
     """An ``event`` event with the policy's typed properties; None if the policy lacks ``name``."""
     edef = policy.events.get(name)
     if edef is None:
@@ -348,7 +346,7 @@ def _dumps(value: object) -> str:
 _seq = 0
 
 
-def append(directory: str, event: dict[str, Any], policy_version: int, now: float) -> str:
+def append(directory: str, event: "dict[str, Any]", policy_version: int, now: float) -> str:
     """Write one event atomically; create the directory on first use. Raises OSError."""
     global _seq
     _seq = (_seq + 1) % 1000  # keeps one process's events in order under a frozen test clock
@@ -387,9 +385,15 @@ def due(state_dir: str, now: float) -> bool:
 
 
 def set_next(state_dir: str, when: float) -> None:
-    """Record when the next upload may run (atomically)."""
-    path = os.path.join(state_dir, NEXT)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(repr(float(when)).encode())
-    os.replace(tmp, path)
+    """Record when the next upload may run.
+
+    Written in place, not through a temporary file and a rename: replacing the file cost
+    0.2-0.6 ms per due command on ext4, rewriting 32 bytes costs microseconds. A reader that
+    caught the write half done reads garbage, which :func:`due` takes as "due": at worst one
+    more uploader starts, finds the spool's lock held and exits.
+    """
+    fd = os.open(os.path.join(state_dir, NEXT), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, repr(float(when)).encode().ljust(32))  # fixed width: no stale tail
+    finally:
+        os.close(fd)

@@ -26,8 +26,6 @@ interactive terminal (``ask``) or ``off`` everywhere else. Overrides, strongest 
    is off meanwhile); a ``no`` is never asked again.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -110,7 +108,7 @@ class _Corrupt:
         self.why = why
 
 
-def is_ci(environ: Mapping[str, str]) -> bool:
+def is_ci(environ: "Mapping[str, str]") -> bool:
     """True when a CI system is detected through its usual environment variables."""
     return any(environ.get(var, "").strip().lower() not in _FALSE for var in _CI_VARS)
 
@@ -143,7 +141,7 @@ def _canonical(state: str, policy_version: int, date: str) -> str:
     return f'{{"state": "{state}", "policy_version": {policy_version}, "date": "{date}"}}\n'
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes) -> "Any":
     """Read the file we write without importing ``json`` (and ``re``) on the hot path."""
     text = raw.decode("utf-8")
     head = '{"state": "'
@@ -218,14 +216,14 @@ def _read_project(app: str, path: str) -> str:
 
 def resolve(
     app: str,
-    policy: Callable[[], Policy],
-    environ: Mapping[str, str],
+    policy: "Callable[[], Policy]",
+    environ: "Mapping[str, str]",
     config_dir: str,
     *,
     now: float,
     interactive: bool,
     cwd: str | None = None,
-    override: Override | None = None,
+    override: "Override | None" = None,
 ) -> Decision:
     """Decide for this run. Reads at most the consent file and the project file; writes nothing.
 
@@ -292,7 +290,7 @@ def resolve(
     return Decision(state, source, f"you chose {stored.state} on {stored.date}", stored)
 
 
-def ask(name: str, tool: str, err: IO[str] | None = None) -> bool:
+def ask(name: str, tool: str, err: "IO[str] | None" = None) -> bool:
     """The one-time question: on stderr, answered from the terminal. Default, EOF, Ctrl-C: no."""
     err = err if err is not None else sys.stderr
     question = (

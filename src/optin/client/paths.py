@@ -9,8 +9,6 @@ Computing a path creates nothing: directories are made only when something is wr
 user who never consents never gets one.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -21,19 +19,19 @@ if TYPE_CHECKING:
 __all__ = ["config_dir", "state_dir"]
 
 
-def _home(environ: Mapping[str, str]) -> str:
+def _home(environ: "Mapping[str, str]") -> str:
     """The home directory; a relative result (no home at all) makes telemetry turn itself off."""
     home = environ.get("HOME") or environ.get("USERPROFILE")
     return home if home else os.path.expanduser("~")
 
 
-def _xdg(environ: Mapping[str, str], var: str, default: str) -> str:
+def _xdg(environ: "Mapping[str, str]", var: str, default: str) -> str:
     value = environ.get(var, "")
     # The XDG spec: a relative path is invalid and must be ignored.
     return value if os.path.isabs(value) else os.path.join(_home(environ), default)
 
 
-def state_dir(app: str, environ: Mapping[str, str], platform: str = sys.platform) -> str:
+def state_dir(app: str, environ: "Mapping[str, str]", platform: str = sys.platform) -> str:
     """The directory for the spool, the session secret and the upload schedule."""
     if platform == "win32":
         base = environ.get("LOCALAPPDATA") or os.path.join(_home(environ), "AppData", "Local")
@@ -45,7 +43,7 @@ def state_dir(app: str, environ: Mapping[str, str], platform: str = sys.platform
     )
 
 
-def config_dir(app: str, environ: Mapping[str, str], platform: str = sys.platform) -> str:
+def config_dir(app: str, environ: "Mapping[str, str]", platform: str = sys.platform) -> str:
     """The directory of the consent file."""
     if platform == "win32":
         base = environ.get("APPDATA") or os.path.join(_home(environ), "AppData", "Roaming")

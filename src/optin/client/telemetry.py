@@ -11,8 +11,6 @@ state file) turns telemetry off for the rest of the run, with a line on stderr o
 exceptions.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -43,7 +41,7 @@ class CommandRecorder:
 
     __slots__ = ("_dims", "_done", "_options", "_positionals", "_start", "_t", "path")
 
-    def __init__(self, telemetry: Telemetry, path: str, start: float) -> None:
+    def __init__(self, telemetry: "Telemetry", path: str, start: float) -> None:
         self._t = telemetry
         self.path = path
         self._start = start
@@ -80,7 +78,7 @@ class CommandRecorder:
         self._done = True
         self._t._finish(self, outcome, exit_code, error)
 
-    def __enter__(self) -> CommandRecorder:
+    def __enter__(self) -> "CommandRecorder":
         self._t._stack.append(self)
         return self
 
@@ -88,8 +86,8 @@ class CommandRecorder:
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
+        tb: "TracebackType | None",
+    ) -> "Literal[False]":
         if self._t._stack and self._t._stack[-1] is self:
             self._t._stack.pop()
         if exc is None:
@@ -141,8 +139,8 @@ class _NullRecorder(CommandRecorder):
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
+        tb: "TracebackType | None",
+    ) -> "Literal[False]":
         return False
 
 
@@ -178,15 +176,15 @@ class Telemetry:
         *,
         state_dir: str | os.PathLike[str] | None = None,
         config_dir: str | os.PathLike[str] | None = None,
-        environ: Mapping[str, str] | None = None,
-        clock: Callable[[], float] | None = None,
-        override: Override | None = None,
+        environ: "Mapping[str, str] | None" = None,
+        clock: "Callable[[], float] | None" = None,
+        override: "Override | None" = None,
         interactive: bool | None = None,
         upload: str = "background",
-        transport: Transport | None = None,
+        transport: "Transport | None" = None,
         cwd: str | os.PathLike[str] | None = None,
         tool: str | None = None,
-        platform: Mapping[str, object] | None = None,
+        platform: "Mapping[str, object] | None" = None,
     ) -> None:
         if upload not in UPLOAD_MODES:
             raise ValueError(f"upload must be one of {', '.join(UPLOAD_MODES)}, not {upload!r}")
@@ -434,7 +432,7 @@ class Telemetry:
         except Exception as exc:
             self._disable(f"internal error ({type(exc).__name__})")
 
-    def _context(self) -> Context:
+    def _context(self) -> "Context":
         if self._ctx is None:
             from optin.client.capture import Context
 
@@ -458,7 +456,7 @@ class Telemetry:
                 os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
             self._ready = True
 
-    def _store(self, events: list[dict[str, Any]], now: float) -> None:
+    def _store(self, events: "list[dict[str, Any]]", now: float) -> None:
         from optin.client import capture  # the whole hot path: not .spool (see .capture)
 
         local = self.decision().state == "local"
@@ -531,7 +529,7 @@ class Telemetry:
 
     # --- commands and uploads ----------------------------------------------------------------
 
-    def upload_now(self, timeout: float | None = None) -> UploadResult:
+    def upload_now(self, timeout: float | None = None) -> "UploadResult":
         """Send the spool now, in this process (``telemetry upload``, simulations)."""
         from optin.client import upload
 
@@ -593,7 +591,7 @@ _children: list[int] = []
 _SH = "/bin/sh"
 
 
-def _spawn(job: str, environ: Mapping[str, str]) -> None:
+def _spawn(job: str, environ: "Mapping[str, str]") -> None:
     """Start ``python -m optin.client.upload JOB`` detached: new session, no terminal.
 
     ``os.posix_spawn`` costs well under a millisecond and needs no import; ``subprocess`` alone
@@ -648,7 +646,9 @@ def _spawn(job: str, environ: Mapping[str, str]) -> None:
     _children.append(child.pid)
 
 
-def _child_env(environ: Mapping[str, str], root: str) -> Mapping[bytes, bytes] | Mapping[str, str]:
+def _child_env(
+    environ: "Mapping[str, str]", root: str
+) -> "Mapping[bytes, bytes] | Mapping[str, str]":
     """The uploader's environment: ``environ`` with ``root`` first on ``PYTHONPATH``.
 
     For ``os.environ`` on POSIX its bytes are copied as they are (``os.posix_spawn`` takes
