@@ -362,3 +362,19 @@ def test_recording_a_command_imports_one_client_module(env: Env) -> None:
     assert {m for m in loaded if m.startswith("optin.")} == {"optin.client.capture"}
     heavy = {"optin.client.spool", "optin.events", "tomllib", "json", "re", "hashlib", "hmac"}
     assert not loaded & heavy
+
+
+def test_the_schedule_is_rewritten_in_place_and_garbage_means_due(tmp_path: Path) -> None:
+    """``set_next`` overwrites in place (no rename): a longer old value leaves no tail, and a
+    schedule caught half written (or damaged) reads as due, never as an error."""
+    state = str(tmp_path)
+    assert capture.due(state, 0.0)  # no schedule yet: due
+    (tmp_path / capture.NEXT).write_text("1.5e300 and some older, longer text")
+    capture.set_next(state, 2000.0)
+    assert spool.next_time(state) == 2000.0
+    assert not capture.due(state, 1999.0) and capture.due(state, 2000.0)
+    capture.set_next(state, 1e12)
+    assert spool.next_time(state) == 1e12
+    (tmp_path / capture.NEXT).write_bytes(b"20\x00\xff.5")  # a torn or damaged write
+    assert capture.due(state, 0.0) and spool.next_time(state) is None
+    assert {p.name for p in tmp_path.iterdir()} == {capture.NEXT}  # no temporary file left
