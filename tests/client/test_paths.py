@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optin.client.paths import config_dir, state_dir
+from optin.client.telemetry import platform_config_dir as config_dir
+from optin.client.telemetry import platform_state_dir as state_dir
 
 
 def test_linux_follows_xdg(tmp_path: Path) -> None:
