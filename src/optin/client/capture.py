@@ -52,6 +52,7 @@ __all__ = [
 SPOOL = "spool"
 LOCAL = "local"
 NEXT = "next-upload"
+_NEXT_WIDTH = 32  # bytes: the schedule is rewritten in place, at a fixed width
 
 # The bounds of ``optin.events``, repeated so the hot path need not import the validator (a test
 # holds them equal).
@@ -401,6 +402,3 @@ def set_next(state_dir: str, when: float) -> None:
         os.ftruncate(fd, _NEXT_WIDTH)
     finally:
         os.close(fd)
-
-
-_NEXT_WIDTH = 32

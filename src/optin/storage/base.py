@@ -31,8 +31,8 @@ __all__ = [
     "StorageUnavailable",
     "StoreResult",
     "classify",
+    "event_row",
     "prepare",
-    "subject_of",
 ]
 
 
@@ -127,14 +127,30 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     return out, duplicates, conflicts
 
 
-def subject_of(event: Mapping[str, Any]) -> str:
-    """The ``subject`` column: the command path, the custom event's name or the active period."""
+def event_row(p: Prepared) -> tuple[Any, ...]:
+    """The ``events`` columns besides ``app`` (and PostgreSQL's ``day``), in this order:
+    ``id, time, kind, subject, outcome, duration_ms, hash, body``.
+
+    ``subject`` is the command path, the custom event's name or the active period.
+    """
+    event = p.event
     kind = event["kind"]
     if kind == "command":
-        return str(event["command"])
-    if kind == "event":
-        return str(event["name"])
-    return str(event["period"])
+        subject = event["command"]
+    elif kind == "event":
+        subject = event["name"]
+    else:
+        subject = event["period"]
+    return (
+        p.id,
+        event["time"],
+        kind,
+        str(subject),
+        event.get("outcome"),
+        event.get("duration_ms"),
+        p.hash,
+        p.body,
+    )
 
 
 def classify(

@@ -58,8 +58,8 @@ from optin.storage.base import (
     StorageUnavailable,
     StoreResult,
     classify,
+    event_row,
     prepare,
-    subject_of,
 )
 from optin.storage.migrations import apply_postgres
 
@@ -257,20 +257,9 @@ class PostgresStorage(Storage):
         )
         new, duplicates, conflicts = classify(prepared, existing, horizon)
         if new:
-            cur.execute(
-                _INSERT,
-                (
-                    app,
-                    [p.id for p in new],
-                    [p.event["time"] for p in new],
-                    [p.event["kind"] for p in new],
-                    [subject_of(p.event) for p in new],
-                    [p.event.get("outcome") for p in new],
-                    [p.event.get("duration_ms") for p in new],
-                    [p.hash for p in new],
-                    [p.body.decode() for p in new],
-                ),
-            )
+            rows = [event_row(p) for p in new]  # one array per column (unnest)
+            *columns, bodies = (list(column) for column in zip(*rows, strict=True))
+            cur.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
             inserted = {bytes(r[0]) for r in cur.fetchall()}
             if len(inserted) < len(new):
                 # Inserted by another process since step 1: classify against its copy.

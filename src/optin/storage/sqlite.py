@@ -39,8 +39,8 @@ from optin.storage.base import (
     StorageUnavailable,
     StoreResult,
     classify,
+    event_row,
     prepare,
-    subject_of,
 )
 from optin.storage.migrations import apply_sqlite
 
@@ -52,7 +52,7 @@ _UPSERT = (
     "ON CONFLICT (app, metric, day, subject, key) DO UPDATE SET n = n + excluded.n"
 )
 _INSERT = (
-    "INSERT INTO events (id, app, time, kind, subject, outcome, duration_ms, hash, body) "
+    "INSERT INTO events (app, id, time, kind, subject, outcome, duration_ms, hash, body) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -171,23 +171,7 @@ class SQLiteStorage(Storage):
         new, dup, con = classify(prepared, self._existing([p.id for p in prepared]), horizon)
         duplicates += dup
         conflicts += con
-        db.executemany(
-            _INSERT,
-            [
-                (
-                    p.id,
-                    app,
-                    p.event["time"],
-                    p.event["kind"],
-                    subject_of(p.event),
-                    p.event.get("outcome"),
-                    p.event.get("duration_ms"),
-                    p.hash,
-                    p.body,
-                )
-                for p in new
-            ],
-        )
+        db.executemany(_INSERT, [(app, *event_row(p)) for p in new])
         fresh = [p.event for p in new]
         batch_counts = deltas(fresh)
         states = session_states(fresh)
