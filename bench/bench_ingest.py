@@ -228,6 +228,16 @@ def peak_rss_mb(pid: int) -> list[float]:
     return peaks
 
 
+def cpu_seconds(pid: int) -> list[float]:
+    """CPU time (user + system, s) of a process, then of each of its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = [(int(fields[11]) + int(fields[12])) / ticks]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        seconds += cpu_seconds(int(child))
+    return seconds
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -391,7 +401,9 @@ def main() -> int:
                 # warm-up, then collector and bare on fresh ids, in turn
                 run_loadgen(c_port, size, max(20, requests // 20), seed=1000 + i)
                 run_loadgen(b_port, size, max(20, requests // 20), seed=2000 + i)
+                before = cpu_seconds(collector.pid)
                 c = run_loadgen(c_port, size, requests, seed=i)
+                c["cpu"] = [b - a for a, b in zip(before, cpu_seconds(collector.pid), strict=True)]
                 b = run_loadgen(b_port, size, requests, seed=100 + i)
                 n = run_loadgen(n_port, size, requests, seed=200 + i)
                 rows.append((size, requests, c, b, n))
@@ -404,7 +416,8 @@ def main() -> int:
         print(f"ingest over loopback, 1 worker, SQLite, {CONNECTIONS} connections, events/s:")
         print(
             f"{'batch':>6} {'requests':>9} {'collector':>10} {'bare':>10} {'ratio':>6} "
-            f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10}"
+            f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10} "
+            f"{'busy':>9}"
         )
         for size, requests, c, b, n in rows:
             n_rate = n["events"] / n["seconds"]
@@ -414,10 +427,12 @@ def main() -> int:
             uniq = raw_sqlite(size, requests, 400 + size, tmp / f"uniq-{size}.db", unique=True)
             store = raw_store(f"sqlite:///{tmp / f'store-{size}.db'}", size, requests, 500 + size)
             bad = {k: v for k, v in c["statuses"].items() if k != "200"}
+            busy = "/".join(f"{s / c['seconds']:.0%}" for s in c["cpu"])
             print(
                 f"{size:>6} {requests:>9} {c_rate:>10,.0f} {b_rate:>10,.0f} "
                 f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
-                f"{c_rate / store:>10.0%} {n_rate:>10,.0f}" + (f"  non-200: {bad}" if bad else "")
+                f"{c_rate / store:>10.0%} {n_rate:>10,.0f} {busy:>9}"
+                + (f"  non-200: {bad}" if bad else "")
             )
         print(
             f"collector peak RSS: {sum(rss):.0f} MB "

@@ -94,6 +94,11 @@ class _SQLite(_Sink):
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        from optin.storage.sqlite import merge_ids
+
+        self.db.execute("BEGIN")
+        merge_ids(self.db)  # the loaded ids into event_ids, as the collector's merges do
+        self.db.execute("COMMIT")
         self.db.execute("ANALYZE")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.close()

@@ -8,17 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
 from tests.storage.helpers import APP, command
 
 from optin.storage import open_storage
-from optin.storage.process import GROUP_EVENTS, HEADER, encode_frame
+from optin.storage.base import prepare_batch
+from optin.storage.process import GROUP_EVENTS, HEADER, decode_frame, encode_frame
 
 
 def _answer(proc: subprocess.Popen[bytes]) -> Any:
     assert proc.stdout is not None
     (length,) = HEADER.unpack(proc.stdout.read(HEADER.size))
-    return orjson.loads(proc.stdout.read(length))
+    return decode_frame(proc.stdout.read(length))
+
+
+def _request(*batches: tuple[str, list[dict[str, Any]]]) -> bytes:
+    return encode_frame([tuple(prepare_batch(app, events)) for app, events in batches])
 
 
 def test_the_storage_process_answers_each_request_in_order(tmp_path: Path) -> None:
@@ -26,7 +30,7 @@ def test_the_storage_process_answers_each_request_in_order(tmp_path: Path) -> No
     per_batch = GROUP_EVENTS // 2 + 100
     first = [command(i, hour=i % 24) for i in range(per_batch)]
     second = [command(10_000 + i) for i in range(per_batch)] + first[:5]
-    broken = [{k: v for k, v in command(99_999).items() if k != "kind"}]
+    broken = [(APP, [], 0, 0)]  # a bug in the collector, say: too few fields
     proc = subprocess.Popen(
         [sys.executable, "-m", "optin.storage.process", url],
         stdin=subprocess.PIPE,
@@ -36,9 +40,9 @@ def test_the_storage_process_answers_each_request_in_order(tmp_path: Path) -> No
     try:
         # Three requests written at once: the process reads them together.
         proc.stdin.write(
-            encode_frame([[APP, first], [APP, second]])
-            + encode_frame([[APP, broken]])
-            + encode_frame([[APP, [command(20_000)]], ["other-app", [command(20_001)]]])
+            _request((APP, first), (APP, second))
+            + encode_frame(broken)
+            + _request((APP, [command(20_000)]), ("other-app", [command(20_001)]))
         )
         proc.stdin.flush()
         assert _answer(proc) == {"results": [[per_batch, 0, 0], [per_batch, 5, 0]]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,8 @@ def test_rollups_equal_recomputation(storage_url: str) -> None:
 def test_rollups_equal_recomputation_long(storage_url: str) -> None:
     """The same property with many more examples (CI runs it with -m slow)."""
     _property(storage_url, "long", 300)
+
+
+def test_rollups_equal_recomputation_with_a_merge_every_few_events(tmp_path: Path) -> None:
+    """SQLite's ids in memory and in ``event_ids`` give the same answers as one index."""
+    _property(f"sqlite:///{tmp_path / 'optin.db'}?merge_every=3", "merge", 25)

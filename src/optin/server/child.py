@@ -13,10 +13,9 @@ import collections
 import sys
 from typing import Any
 
-import orjson
-
-from optin.storage import Batch, StorageError, StorageFull, StorageUnavailable, StoreResult
-from optin.storage.process import HEADER, encode_frame
+from optin.storage import StorageError, StorageFull, StorageUnavailable, StoreResult
+from optin.storage.base import PreparedBatch
+from optin.storage.process import HEADER, decode_frame, encode_frame
 
 __all__ = ["StorageProcess"]
 
@@ -43,7 +42,7 @@ class _Child:
         try:
             while True:
                 (length,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
-                answer = orjson.loads(await stdout.readexactly(length))
+                answer = decode_frame(await stdout.readexactly(length))
                 waiter = self.waiting.popleft()
                 if not waiter.done():
                     waiter.set_result(answer)
@@ -77,14 +76,15 @@ class StorageProcess:
                 self._child = _Child(proc)
             return self._child
 
-    async def store_many(self, batches: list[Batch]) -> list[StoreResult]:
+    async def store_many(self, batches: list[PreparedBatch]) -> list[StoreResult]:
+        frame = encode_frame([tuple(batch) for batch in batches])
         child = await self._current()
         stdin = child.proc.stdin
         assert stdin is not None
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         child.waiting.append(waiter)
         try:
-            stdin.write(encode_frame(batches))
+            stdin.write(frame)
             await stdin.drain()
         except (ConnectionError, RuntimeError):
             pass  # the reader fails the waiter when the child's output ends

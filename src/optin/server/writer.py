@@ -42,7 +42,6 @@ from optin.server.child import StorageProcess
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.storage import (
-    Batch,
     Storage,
     StorageError,
     StorageFull,
@@ -50,6 +49,7 @@ from optin.storage import (
     StoreResult,
     open_storage,
 )
+from optin.storage.base import prepare_batch
 
 __all__ = ["Writer"]
 
@@ -57,18 +57,19 @@ log = logging.getLogger("optin.server")
 T = TypeVar("T")
 
 
-_Group = list[tuple[str, Sequence[Mapping[str, Any]], "asyncio.Future[StoreResult]"]]
+#: (app, events) for a storage in this process, a PreparedBatch for the storage process.
+_Group = list[tuple[Any, "asyncio.Future[StoreResult]"]]
 
 
 def _answer(group: _Group, done: asyncio.Future[list[StoreResult]]) -> None:
     """Each request of a group gets its own result, or the error the whole group met."""
     exc = asyncio.CancelledError() if done.cancelled() else done.exception()
     if exc is not None:
-        for *_, waiter in group:
+        for _, waiter in group:
             if not waiter.done():
                 waiter.set_exception(exc)
         return
-    for (*_, waiter), result in zip(group, done.result(), strict=True):
+    for (_, waiter), result in zip(group, done.result(), strict=True):
         if not waiter.done():
             waiter.set_result(result)
 
@@ -164,7 +165,10 @@ class Writer:
             # stored in one transaction, each answered with its own result.
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[StoreResult] = loop.create_future()
-            self._group.append((app, events, waiter))
+            # For the storage process, everything that needs no database is done here, on
+            # this process's core (and a bug in it fails this request alone).
+            batch = (app, events) if self.child is None else prepare_batch(app, events)
+            self._group.append((batch, waiter))
             if len(self._group) == 1:
                 loop.call_soon(self._store_group)
             return await waiter
@@ -173,13 +177,13 @@ class Writer:
 
     def _store_group(self) -> None:
         group, self._group = self._group, []
-        batches = [(app, events) for app, events, _ in group]
+        batches = [batch for batch, _ in group]
         # Held here until done: the loop keeps only weak references to tasks.
         self._tasks.add(task := asyncio.ensure_future(self._store_many(batches)))
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda done: _answer(group, done))
 
-    async def _store_many(self, batches: list[Batch]) -> list[StoreResult]:
+    async def _store_many(self, batches: list[Any]) -> list[StoreResult]:
         if self.child is not None:
             with self._answers():
                 return await self.child.store_many(batches)

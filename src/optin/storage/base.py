@@ -21,10 +21,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from optin.analytics.rollups import deltas, session_states
+
 __all__ = [
     "Batch",
     "Prepared",
+    "PreparedBatch",
     "RollupRow",
+    "Row",
     "Storage",
     "StorageError",
     "StorageFull",
@@ -33,6 +37,7 @@ __all__ = [
     "classify",
     "event_row",
     "prepare",
+    "prepare_batch",
 ]
 
 
@@ -127,7 +132,11 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     return out, duplicates, conflicts
 
 
-def event_row(p: Prepared) -> tuple[Any, ...]:
+#: ``event_row``: id, time, kind, subject, outcome, duration_ms, hash, body.
+Row = tuple[Any, ...]
+
+
+def event_row(p: Prepared) -> Row:
     """The ``events`` columns besides ``app`` (and PostgreSQL's ``day``), in this order:
     ``id, time, kind, subject, outcome, duration_ms, hash, body``.
 
@@ -154,27 +163,58 @@ def event_row(p: Prepared) -> tuple[Any, ...]:
 
 
 def classify(
-    prepared: list[Prepared], existing: Mapping[bytes, bytes], horizon: int
-) -> tuple[list[Prepared], int, int]:
-    """Split a batch against what is stored (id -> content hash) and the app's purge horizon.
+    rows: list[Row], existing: Mapping[bytes, bytes], horizon: int
+) -> tuple[list[Row], int, int]:
+    """Split a batch's rows against what is stored (id -> content hash) and the purge horizon.
 
-    Returns the new events, and how many were duplicates (the same content again, or older than
+    Returns the new rows, and how many were duplicates (the same content again, or older than
     the horizon: possibly counted and purged already) and conflicts (an id with other content).
     """
-    new: list[Prepared] = []
+    new: list[Row] = []
     duplicates = conflicts = 0
-    for p in prepared:
-        known = existing.get(p.id)
+    for row in rows:
+        known = existing.get(row[0])
         if known is None:
-            if p.event["time"] >= horizon:
-                new.append(p)
+            if row[1] >= horizon:
+                new.append(row)
             else:
                 duplicates += 1
-        elif known == p.hash:
+        elif known == row[6]:
             duplicates += 1
         else:
             conflicts += 1
     return new, duplicates, conflicts
+
+
+class PreparedBatch(NamedTuple):
+    """A batch with everything done that needs no database (the collector does it before the
+    storage process, which then only writes).
+
+    ``counts`` (rollup deltas) and ``states`` (session states) are those of every row: right in
+    the usual case where no event is stored already; otherwise the storage recomputes them from
+    the bodies of the rows it keeps.
+    """
+
+    app: str
+    rows: list[Row]
+    duplicates: int
+    conflicts: int
+    counts: list[tuple[int, str, str, str, int]]
+    states: list[tuple[int, str, str, int | None, int | None]]
+
+
+def prepare_batch(app: str, events: Sequence[Mapping[str, Any]]) -> PreparedBatch:
+    """Canonical rows, in-batch repeats, rollup deltas and session states of one batch."""
+    prepared, duplicates, conflicts = prepare(app, events)
+    fresh = [p.event for p in prepared]
+    return PreparedBatch(
+        app,
+        [event_row(p) for p in prepared],
+        duplicates,
+        conflicts,
+        [(*key, n) for key, n in deltas(fresh).items()],
+        [(*key, *state) for key, state in session_states(fresh).items()],
+    )
 
 
 class Storage(ABC):

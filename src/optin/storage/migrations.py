@@ -70,7 +70,42 @@ _SQLITE_0001 = [
 ]
 
 
-SQLITE: list[Callable[[sqlite3.Connection], None]] = [sqlite_0001_initial]
+def sqlite_0002_event_ids(db: sqlite3.Connection) -> None:
+    """Deduplicate with ``event_ids``, filled in bulk, instead of a unique index on ``events``.
+
+    A unique index on random ids puts every new event on a random index page, so each commit
+    writes about one 4 KiB page to the WAL per event. ``event_ids`` is filled in one sorted pass
+    from the events above ``id_merge.upto`` every so often; the ids above it are looked up in
+    memory (see :mod:`optin.storage.sqlite`). ``generation`` changes with every merge and purge,
+    so a process whose copy in memory is stale rebuilds it. Rowids are kept, so is the order.
+    """
+    db.execute(
+        """
+        CREATE TABLE events_0002 (
+            id BLOB NOT NULL,
+            app TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            outcome TEXT,
+            duration_ms INTEGER,
+            hash BLOB NOT NULL,
+            body BLOB NOT NULL
+        )
+        """
+    )
+    columns = "id, app, time, kind, subject, outcome, duration_ms, hash, body"
+    db.execute(f"INSERT INTO events_0002 (rowid, {columns}) SELECT rowid, {columns} FROM events")
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events_0002 RENAME TO events")
+    db.execute("CREATE INDEX events_app_time ON events (app, time)")
+    db.execute("CREATE TABLE event_ids (id BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO event_ids SELECT id, hash FROM events ORDER BY id")
+    db.execute("CREATE TABLE id_merge (upto INTEGER NOT NULL, generation INTEGER NOT NULL)")
+    db.execute("INSERT INTO id_merge SELECT coalesce(max(rowid), 0), 0 FROM events")
+
+
+SQLITE: list[Callable[[sqlite3.Connection], None]] = [sqlite_0001_initial, sqlite_0002_event_ids]
 
 
 def apply_sqlite(db: sqlite3.Connection) -> list[str]:

@@ -255,9 +255,11 @@ class PostgresStorage(Storage):
         existing: dict[bytes, bytes] = (
             {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
         )
-        new, duplicates, conflicts = classify(prepared, existing, horizon)
+        rows, duplicates, conflicts = classify([event_row(p) for p in prepared], existing, horizon)
+        keep = {row[0] for row in rows}
+        new = [p for p in prepared if p.id in keep]
         if new:
-            rows = [event_row(p) for p in new]  # one array per column (unnest)
+            # one array per column (unnest)
             *columns, bodies = (list(column) for column in zip(*rows, strict=True))
             cur.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
             inserted = {bytes(r[0]) for r in cur.fetchall()}

@@ -1,0 +1,123 @@
+"""SQLite's deduplication: recent ids in memory, older ones in ``event_ids`` (merged in bulk).
+
+What must hold whatever the merge schedule: an id is found whether it is in memory or merged,
+two collector processes on one file see each other's events, a purge or a rollback leaves no
+stale id in memory, and a database made before ``event_ids`` existed keeps its events and ids.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from tests.storage.helpers import APP, T0, active, command, recompute, snapshot
+
+from optin.storage import StoreResult, open_storage
+from optin.storage.base import event_row, prepare
+from optin.storage.migrations import sqlite_0001_initial
+
+
+def _marks(path: Path) -> tuple[int, int, int, int]:
+    """(merge mark, highest rowid, ids merged, events) as the file holds them."""
+    db = sqlite3.connect(path)
+    try:
+        (upto,) = db.execute("SELECT upto FROM id_merge").fetchone()
+        top, events = db.execute("SELECT coalesce(max(rowid), 0), count(*) FROM events").fetchone()
+        (merged,) = db.execute("SELECT count(*) FROM event_ids").fetchone()
+        return upto, top, merged, events
+    finally:
+        db.close()
+
+
+def test_ids_are_found_in_memory_and_after_a_merge(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with open_storage(f"sqlite:///{path}?merge_every=5") as db:
+        assert db.store(APP, [command(i) for i in range(3)]) == StoreResult(3, 0, 0)
+        assert _marks(path) == (0, 3, 0, 3), "3 < 5: not merged yet"
+        # In memory: repeats and a conflict are found without event_ids.
+        clash = command(2, duration_ms=5)
+        assert db.store(APP, [command(0), command(1), clash]) == StoreResult(0, 2, 1)
+        assert db.store(APP, [command(i) for i in range(3, 6)]) == StoreResult(3, 0, 0)
+        assert _marks(path) == (6, 6, 6, 6), "6 >= 5: merged in the same transaction"
+        # Merged: the same answers come from event_ids.
+        assert db.store(APP, [command(0), command(5), clash, command(6)]) == StoreResult(1, 2, 1)
+        assert snapshot(db) == recompute([command(i) for i in range(7)])
+    with open_storage(f"sqlite:///{path}") as db:  # a restart: half merged, half not
+        assert db.store(APP, [command(i) for i in range(8)]) == StoreResult(1, 7, 0)
+
+
+def test_two_collectors_on_one_file_see_each_others_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}?merge_every=4"
+    with open_storage(url) as a, open_storage(url) as b:
+        assert a.store(APP, [command(1), command(2)]) == StoreResult(2, 0, 0)
+        assert b.store(APP, [command(1), command(2), command(3)]) == StoreResult(1, 2, 0)
+        # b reaches 4 unmerged ids and merges; a's memory is stale and must be rebuilt.
+        assert b.store(APP, [command(4)]) == StoreResult(1, 0, 0)
+        assert a.store(APP, [command(i) for i in range(1, 6)]) == StoreResult(1, 4, 0)
+        assert b.store(APP, [command(5), command(6, hour=48)]) == StoreResult(1, 1, 0)
+        # a purges what b stored too: b must forget the purged ids. An id purged is unknown:
+        # before the horizon it is a duplicate whatever its content, after it a new event.
+        assert a.purge(APP, T0 + 24 * 3600) == 5
+        moved = command(2, hour=50)
+        assert b.store(APP, [command(1, duration_ms=9), moved]) == StoreResult(1, 1, 0)
+        assert b.store(APP, [command(6, hour=48), command(7, hour=48)]) == StoreResult(1, 1, 0)
+        assert a.store(APP, [command(7, hour=48), command(8, hour=49)]) == StoreResult(1, 1, 0)
+        kept = [command(6, hour=48), command(7, hour=48), command(8, hour=49), moved]
+        assert a.raw_events(APP) == kept
+        assert snapshot(a) == recompute([command(i) for i in range(1, 6)] + kept)
+        # a purges the newest rows: the next ones reuse their rowids, and b must see them.
+        assert a.purge(APP, T0 + 60 * 3600) == 4
+        assert a.store(APP, [command(9, hour=70), command(10, hour=70)]) == StoreResult(2, 0, 0)
+        assert b.store(APP, [command(9, hour=70), command(10, hour=70)]) == StoreResult(0, 2, 0)
+
+
+def test_a_purge_of_the_newest_rows_does_not_hide_new_ones(tmp_path: Path) -> None:
+    """After a purge deletes the highest rowids, new events get rowids below the old mark."""
+    path = tmp_path / "o.db"
+    with open_storage(f"sqlite:///{path}?merge_every=100") as db:
+        db.store(APP, [command(1, hour=48), command(2), command(3)])  # rowids 1, 2, 3
+        assert db.purge(APP, T0 + 3600) == 2  # removes rowids 2 and 3, merges 1
+        assert _marks(path)[:2] == (1, 1)
+        db.store(APP, [command(4, hour=48)])  # rowid 2 again
+        assert db.store(APP, [command(4, hour=48)]) == StoreResult(0, 1, 0)
+    with open_storage(f"sqlite:///{path}") as db:
+        assert db.store(APP, [command(4, hour=48), command(1, hour=48)]) == StoreResult(0, 2, 0)
+
+
+def test_a_rolled_back_store_leaves_no_id_in_memory(tmp_path: Path) -> None:
+    broken = {k: v for k, v in command(9).items() if k != "kind"}  # a bug upstream, say
+    with open_storage(f"sqlite:///{tmp_path / 'o.db'}?merge_every=1000") as db:
+        db.store(APP, [command(1)])
+        try:
+            db.store_many([(APP, [command(2), active(3)]), (APP, [broken])])
+        except KeyError:
+            pass
+        assert db.store(APP, [command(1), command(2), active(3)]) == StoreResult(2, 1, 0)
+
+
+def test_a_database_from_before_event_ids_keeps_its_events_and_ids(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = [command(1), command(2, hour=1), active(3)]
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    db.execute("CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    sqlite_0001_initial(db)
+    db.execute("INSERT INTO optin_migrations VALUES ('sqlite_0001_initial', ?)", (time.time(),))
+    db.executemany(
+        "INSERT INTO events (app, id, time, kind, subject, outcome, duration_ms, hash, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(APP, *event_row(p)) for p in prepare(APP, old)[0]],
+    )
+    db.execute("COMMIT")
+    db.close()
+    with open_storage(f"sqlite:///{path}") as storage:
+        assert storage.raw_events(APP) == sorted(old, key=lambda e: (e["time"], e["id"]))
+        clash = command(2, hour=1, outcome="failure")
+        assert storage.store(APP, [*old, clash, command(4)]) == StoreResult(1, 3, 1)
+    assert _marks(path) == (3, 4, 3, 4)
+    db = sqlite3.connect(path)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    db.close()
+    assert "events_app_time" in indexes
+    assert not any(name.startswith("sqlite_autoindex_events") for name in indexes)
