@@ -33,7 +33,7 @@ from bench.synth import synth_events
 
 from optin.policy import load
 from optin.storage import open_storage
-from optin.storage.base import prepare
+from optin.storage.base import event_row, prepare
 
 _TYPES = ["bytea", "text", "int4", "int8", "text", "text", "text", "int4", "bytea", "text"]
 POLICY = load(Path(__file__).resolve().parent / "policy.toml")
@@ -41,17 +41,7 @@ APP = POLICY.app
 
 
 def _rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    out = []
-    for p in prepare(APP, events)[0]:
-        e = p.event
-        kind = e["kind"]
-        subject = (
-            e["command"] if kind == "command" else e["name"] if kind == "event" else e["period"]
-        )
-        out.append(
-            (p.id, e["time"], kind, subject, e.get("outcome"), e.get("duration_ms"), p.hash, p.body)
-        )
-    return out
+    return [event_row(p) for p in prepare(APP, events)[0]]
 
 
 def raw_sqlite(url: str, events: list[dict[str, Any]], batch: int) -> float:

@@ -90,10 +90,6 @@ def app_factory() -> Any:
     from optin.server.app import create_app
 
     settings = json.loads(os.environ[_ENV])
-    if os.environ.get("OPTIN_GC_WORKER"):
-        from optin.storage.process import tune_gc
-
-        tune_gc()
     return create_app(
         settings["policies"],
         settings["db"],

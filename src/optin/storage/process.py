@@ -41,28 +41,12 @@ from optin.storage.base import (
 )
 from optin.storage.sqlite import SQLiteStorage
 
-__all__ = ["HEADER", "encode_frame", "main", "tune_gc"]
+__all__ = ["HEADER", "decode_frame", "encode_frame", "main"]
 
 HEADER = struct.Struct(">I")
 #: Events stored in one transaction at most: more would not commit faster, only hold more memory.
 GROUP_EVENTS = 1000
 log = logging.getLogger("optin.storage")
-
-
-def tune_gc() -> None:
-    """Collect garbage far less often in a process that decodes thousands of events a second.
-
-    Every event decoded is a few container objects, so the default threshold (700 allocations)
-    ran a collection every ~150 events, each one walking the young objects and, now and then,
-    everything the process imported. ``freeze`` takes what exists now (code, settings) out of
-    every collection; the higher threshold makes young collections rare. Cycles are still
-    collected: the requests' objects die by reference count, cycles are rare (exceptions).
-    Measured with ``bench/bench_ingest.py --sizes 100``: 31-32k events/s against 22-27k.
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
 
 
 def encode_frame(value: Any) -> bytes:
@@ -188,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tune_gc()
     try:
         serve(args[0], sys.stdin.fileno(), sys.stdout.fileno())
     except BrokenPipeError:
