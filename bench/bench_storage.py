@@ -33,7 +33,7 @@ from bench.synth import synth_events
 
 from optin.policy import load
 from optin.storage import open_storage
-from optin.storage.base import event_row, prepare
+from optin.storage.base import prepare
 
 _TYPES = ["bytea", "text", "int4", "int8", "text", "text", "text", "int4", "bytea", "text"]
 POLICY = load(Path(__file__).resolve().parent / "policy.toml")
@@ -41,7 +41,7 @@ APP = POLICY.app
 
 
 def _rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [event_row(p) for p in prepare(APP, events)[0]]
+    return [p.row for p in prepare(APP, events)[0]]
 
 
 def raw_sqlite(url: str, events: list[dict[str, Any]], batch: int) -> float:

@@ -32,7 +32,7 @@ from optin.analytics.rollups import (
 )
 from optin.policy import Policy, load
 from optin.storage import open_storage
-from optin.storage.base import event_row, prepare
+from optin.storage.base import prepare
 
 _TYPES = ["bytea", "text", "int4", "int8", "text", "text", "text", "int4", "bytea", "text"]
 POLICY = Path(__file__).resolve().parent / "policy.toml"
@@ -192,7 +192,7 @@ def generate(
         nonlocal written
         prepared, _, _ = prepare(app, chunk)
         events = [p.event for p in prepared]
-        sink.events(app, [event_row(p) for p in prepared])
+        sink.events(app, [p.row for p in prepared])
         counts.update(deltas(events))
         for key, state in session_states(events).items():
             old = open_states.get(key)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.storage.helpers import APP, T0, active, command, recompute, snapshot
 
 from optin.storage import StoreResult, open_storage
-from optin.storage.base import event_row, prepare
+from optin.storage.base import prepare
 from optin.storage.migrations import sqlite_0001_initial
 
 
@@ -107,7 +107,7 @@ def test_a_database_from_before_event_ids_keeps_its_events_and_ids(tmp_path: Pat
     db.executemany(
         "INSERT INTO events (app, id, time, kind, subject, outcome, duration_ms, hash, body) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(APP, *event_row(p)) for p in prepare(APP, old)[0]],
+        [(APP, *p.row) for p in prepare(APP, old)[0]],
     )
     db.execute("COMMIT")
     db.close()

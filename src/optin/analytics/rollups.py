@@ -141,7 +141,8 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
     Runs in the collector for every event, so it counts in two steps: each event's distinct
     parts first (a batch comes from one install: few platforms, few command shapes), then the
     rollup keys once per distinct part. Counters are updated with ``dict.get`` (a missing key
-    in a ``Counter`` calls ``__missing__`` in Python). 40k -> 31k instructions per event (callgrind, batches of one install).
+    in a ``Counter`` calls ``__missing__`` in Python). 40k -> 31k instructions per event
+    (callgrind, the bench's batches of one install).
     """
     out: Counter[Key] = Counter()
     get = out.get

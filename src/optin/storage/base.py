@@ -35,7 +35,6 @@ __all__ = [
     "StorageUnavailable",
     "StoreResult",
     "classify",
-    "event_row",
     "prepare",
     "prepare_batch",
 ]
@@ -73,32 +72,38 @@ RollupRow = tuple[int | None, str, str, int]
 _INT_FIELDS = ("time", "exit_code", "duration_ms", "positionals")
 
 
-class Prepared(NamedTuple):
-    """An event ready to be written: its binary id, canonical body and content hash."""
+#: A prepared event as the ``events`` table stores it (besides ``app`` and PostgreSQL's
+#: ``day``): id, time, kind, subject, outcome, duration_ms, hash, body. ``subject`` is the
+#: command path, the custom event's name or the active period.
+Row = tuple[Any, ...]
 
-    id: bytes
-    hash: bytes
-    body: bytes
+
+class Prepared(NamedTuple):
+    """An event ready to be written: its row (binary id, content hash, canonical body) and the
+    canonical event."""
+
+    row: Row
     event: Mapping[str, Any]
+
+    @property
+    def id(self) -> bytes:
+        value: bytes = self.row[0]
+        return value
+
+    @property
+    def hash(self) -> bytes:
+        value: bytes = self.row[6]
+        return value
 
 
 def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """Integral floats become ints, so ``3600.0`` and ``3600`` are the same content."""
-    get = event.get
-    props = get("properties")
-    if (
-        type(get("time")) is not float
-        and type(get("duration_ms")) is not float
-        and type(get("exit_code")) is not float
-        and type(get("positionals")) is not float
-        and not (props and float in map(type, props.values()))
-    ):
-        return event
     ev = dict(event)
     for name in _INT_FIELDS:
         value = ev.get(name)
         if type(value) is float:
             ev[name] = int(value)
+    props = ev.get("properties")
     if props and any(type(v) is float for v in props.values()):
         ev["properties"] = {k: int(v) if type(v) is float else v for k, v in props.items()}
     return ev
@@ -108,18 +113,30 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     """Canonicalise a batch and drop repeats inside it (the first copy of an id wins).
 
     Returns the distinct events and how many in-batch repeats were duplicates and conflicts.
+    The collector runs this for every event: one loop, no call per event but to C.
     """
     seen: dict[bytes, bytes] = {}
     out: list[Prepared] = []
     duplicates = conflicts = 0
     dumps, opt = orjson.dumps, orjson.OPT_SORT_KEYS
     blake = hashlib.blake2b
+    fromhex = bytes.fromhex
     prefix = app.encode() + b"\0"
-    for raw in events:
-        ev = _canonical(raw)
+    for ev in events:
+        get = ev.get
+        props = get("properties")
+        if (
+            type(get("time")) is float
+            or type(get("duration_ms")) is float
+            or type(get("exit_code")) is float
+            or type(get("positionals")) is float
+            or (props and float in map(type, props.values()))
+        ):
+            ev = _canonical(ev)
+            get = ev.get
         body = dumps(ev, option=opt)
         digest = blake(prefix + body, digest_size=8).digest()
-        ident = bytes.fromhex(ev["id"])
+        ident = fromhex(ev["id"])
         previous = seen.get(ident)
         if previous is not None:
             if previous == digest:
@@ -128,38 +145,13 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
                 conflicts += 1
             continue
         seen[ident] = digest
-        out.append(Prepared(ident, digest, body, ev))
+        kind = ev["kind"]
+        subject = (
+            ev["command"] if kind == "command" else ev["name"] if kind == "event" else ev["period"]
+        )
+        row = (ident, ev["time"], kind, str(subject), get("outcome"), get("duration_ms"))
+        out.append(Prepared((*row, digest, body), ev))
     return out, duplicates, conflicts
-
-
-#: ``event_row``: id, time, kind, subject, outcome, duration_ms, hash, body.
-Row = tuple[Any, ...]
-
-
-def event_row(p: Prepared) -> Row:
-    """The ``events`` columns besides ``app`` (and PostgreSQL's ``day``), in this order:
-    ``id, time, kind, subject, outcome, duration_ms, hash, body``.
-
-    ``subject`` is the command path, the custom event's name or the active period.
-    """
-    event = p.event
-    kind = event["kind"]
-    if kind == "command":
-        subject = event["command"]
-    elif kind == "event":
-        subject = event["name"]
-    else:
-        subject = event["period"]
-    return (
-        p.id,
-        event["time"],
-        kind,
-        str(subject),
-        event.get("outcome"),
-        event.get("duration_ms"),
-        p.hash,
-        p.body,
-    )
 
 
 def classify(
@@ -209,7 +201,7 @@ def prepare_batch(app: str, events: Sequence[Mapping[str, Any]]) -> PreparedBatc
     fresh = [p.event for p in prepared]
     return PreparedBatch(
         app,
-        [event_row(p) for p in prepared],
+        [p.row for p in prepared],
         duplicates,
         conflicts,
         [(*key, n) for key, n in deltas(fresh).items()],

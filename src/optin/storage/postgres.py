@@ -58,7 +58,6 @@ from optin.storage.base import (
     StorageUnavailable,
     StoreResult,
     classify,
-    event_row,
     prepare,
 )
 from optin.storage.migrations import apply_postgres
@@ -255,7 +254,7 @@ class PostgresStorage(Storage):
         existing: dict[bytes, bytes] = (
             {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
         )
-        rows, duplicates, conflicts = classify([event_row(p) for p in prepared], existing, horizon)
+        rows, duplicates, conflicts = classify([p.row for p in prepared], existing, horizon)
         keep = {row[0] for row in rows}
         new = [p for p in prepared if p.id in keep]
         if new:
