@@ -122,6 +122,7 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     blake = hashlib.blake2b
     fromhex = bytes.fromhex
     prefix = app.encode() + b"\0"
+    cut = len(prefix)
     for ev in events:
         get = ev.get
         props = get("properties")
@@ -134,8 +135,11 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
         ):
             ev = _canonical(ev)
             get = ev.get
-        body = dumps(ev, option=opt)
-        digest = blake(prefix + body, digest_size=8).digest()
+        # orjson returns its output in an ~8 KiB block whatever the length: the sliced copy
+        # is right-sized, so a batch in flight holds 0.4 MB per 1,000 events, not 8 MB.
+        keyed = prefix + dumps(ev, option=opt)
+        digest = blake(keyed, digest_size=8).digest()
+        body = keyed[cut:]
         ident = fromhex(ev["id"])
         previous = seen.get(ident)
         if previous is not None:
