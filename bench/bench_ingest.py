@@ -11,9 +11,12 @@ Everything runs on loopback, in this run, on this machine:
 - ``raw``: the same rows inserted straight into SQLite in this process (no HTTP), without and
   with a unique index on the event id, and ``store()``: the collector's storage call alone,
   8 batches per transaction as the collector groups them (deduplication + rollups + commit;
-  ``coll/store`` shows how close the collector gets to it);
+  ``coll/store`` shows how close the collector gets to it; the collector no longer keeps a
+  unique index, so ``raw+uniq`` is what deduplicating with one would cost at least);
 - ``no-store``: ``bench/null_collector.py``, the collector with a storage that stores nothing:
   the cost of HTTP, decoding and validation alone.
+- ``busy``: CPU time over wall time of the collector's worker and of its storage process while
+  the collector was measured: which of the two limits it.
 
 Each batch is what a client sends: one installation's spool (one platform, one session id per
 day, times over the last 24 hours); ``--mixed`` draws platform and session per event instead,
