@@ -1,6 +1,7 @@
 """Ingest throughput of the collector against a bare parse-and-insert endpoint and raw SQLite.
 
-    python bench/bench_ingest.py [--sizes 1,10,100,1000] [--events N] [--mixed] [--postgres]
+    python bench/bench_ingest.py [--sizes 1,10,100,1000] [--events N] [--rounds R] [--mixed]
+                                 [--postgres]
 
 Everything runs on loopback, in this run, on this machine:
 
@@ -17,6 +18,10 @@ Everything runs on loopback, in this run, on this machine:
   the cost of HTTP, decoding and validation alone.
 - ``busy``: CPU time over wall time of the collector's worker and of its storage process while
   the collector was measured: which of the two limits it.
+
+This VM's speed moves by tens of percent within minutes: ``--rounds R`` runs the collector and
+the bare endpoint R times each, alternated, and shows the median rates and the median of each
+round's own ratio (the collector's database grows from round to round, as in service).
 
 Each batch is what a client sends: one installation's spool (one platform, one session id per
 day, times over the last 24 hours); ``--mixed`` draws platform and session per event instead,
@@ -36,6 +41,7 @@ import json
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -353,6 +359,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000, help="events per size (about)")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="collector and bare runs per size, alternated; medians are shown (default 1)",
+    )
+    parser.add_argument(
         "--mixed",
         action="store_true",
         help="draw platform and session per event, not per batch (worst case for rollups)",
@@ -404,12 +416,16 @@ def main() -> int:
                 # warm-up, then collector and bare on fresh ids, in turn
                 run_loadgen(c_port, size, max(20, requests // 20), seed=1000 + i)
                 run_loadgen(b_port, size, max(20, requests // 20), seed=2000 + i)
-                before = cpu_seconds(collector.pid)
-                c = run_loadgen(c_port, size, requests, seed=i)
-                c["cpu"] = [b - a for a, b in zip(before, cpu_seconds(collector.pid), strict=True)]
-                b = run_loadgen(b_port, size, requests, seed=100 + i)
+                c_runs, b_runs = [], []
+                for r in range(args.rounds):  # alternated: both see the same phase of the VM
+                    before = cpu_seconds(collector.pid)
+                    c = run_loadgen(c_port, size, requests, seed=i + 10_000 * r)
+                    after = cpu_seconds(collector.pid)
+                    c["cpu"] = [b - a for a, b in zip(before, after, strict=True)]
+                    c_runs.append(c)
+                    b_runs.append(run_loadgen(b_port, size, requests, seed=100 + i + 10_000 * r))
                 n = run_loadgen(n_port, size, requests, seed=200 + i)
-                rows.append((size, requests, c, b, n))
+                rows.append((size, requests, c_runs, b_runs, n))
             rss = peak_rss_mb(collector.pid)
         finally:
             stop(collector)
@@ -422,21 +438,37 @@ def main() -> int:
             f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10} "
             f"{'busy':>9}"
         )
-        for size, requests, c, b, n in rows:
+        for size, requests, c_runs, b_runs, n in rows:
             n_rate = n["events"] / n["seconds"]
-            c_rate = c["events"] / c["seconds"]
-            b_rate = b["events"] / b["seconds"]
+            c_rates = [c["events"] / c["seconds"] for c in c_runs]
+            b_rates = [b["events"] / b["seconds"] for b in b_runs]
+            c_rate, b_rate = statistics.median(c_rates), statistics.median(b_rates)
+            # The median of each round's own ratio: steadier than a ratio of medians.
+            ratio = statistics.median(c / b for c, b in zip(c_rates, b_rates, strict=True))
+            seconds = sum(c["seconds"] for c in c_runs)
+            busy = "/".join(
+                f"{sum(part) / seconds:.0%}"
+                for part in zip(*(c["cpu"] for c in c_runs), strict=True)
+            )
+            statuses: dict[str, int] = {}
+            for c in c_runs:
+                for k, v in c["statuses"].items():
+                    statuses[k] = statuses.get(k, 0) + v
             raw = raw_sqlite(size, requests, 300 + size, tmp / f"raw-{size}.db", unique=False)
             uniq = raw_sqlite(size, requests, 400 + size, tmp / f"uniq-{size}.db", unique=True)
             store = raw_store(f"sqlite:///{tmp / f'store-{size}.db'}", size, requests, 500 + size)
-            bad = {k: v for k, v in c["statuses"].items() if k != "200"}
-            busy = "/".join(f"{s / c['seconds']:.0%}" for s in c["cpu"])
+            bad = {k: v for k, v in statuses.items() if k != "200"}
             print(
                 f"{size:>6} {requests:>9} {c_rate:>10,.0f} {b_rate:>10,.0f} "
-                f"{c_rate / b_rate:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
+                f"{ratio:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
                 f"{c_rate / store:>10.0%} {n_rate:>10,.0f} {busy:>9}"
                 + (f"  non-200: {bad}" if bad else "")
             )
+            if len(c_rates) > 1:
+                print(
+                    f"{'':>6} rounds: collector {', '.join(f'{r:,.0f}' for r in c_rates)}; "
+                    f"bare {', '.join(f'{r:,.0f}' for r in b_rates)}"
+                )
         print(
             f"collector peak RSS: {sum(rss):.0f} MB "
             f"({' + '.join(f'{mb:.0f}' for mb in rss)}: worker + storage process)"
