@@ -11,9 +11,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from tests.storage.helpers import APP, T0, active, command, recompute, snapshot
 
-from optin.storage import StoreResult, open_storage
+from optin.storage import StorageFull, StoreResult, open_storage
 from optin.storage.base import prepare
 from optin.storage.migrations import sqlite_0001_initial
 
@@ -86,13 +87,18 @@ def test_a_purge_of_the_newest_rows_does_not_hide_new_ones(tmp_path: Path) -> No
 
 
 def test_a_rolled_back_store_leaves_no_id_in_memory(tmp_path: Path) -> None:
-    broken = {k: v for k, v in command(9).items() if k != "kind"}  # a bug upstream, say
-    with open_storage(f"sqlite:///{tmp_path / 'o.db'}?merge_every=1000") as db:
+    with open_storage(f"sqlite:///{tmp_path / 'o.db'}?merge_every=10000") as db:
         db.store(APP, [command(1)])
-        try:
-            db.store_many([(APP, [command(2), active(3)]), (APP, [broken])])
-        except KeyError:
-            pass
+        raw = db._db  # type: ignore[attr-defined]
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+        raw.execute(f"PRAGMA max_page_count = {pages + 2}")
+        # The first batch fits and is inserted (its ids go to memory); the second fills the
+        # file, and the transaction is rolled back.
+        big = [command(i, hour=i % 24) for i in range(100, 2100)]
+        with pytest.raises(StorageFull):
+            db.store_many([(APP, [command(2), active(3)]), (APP, big)])
+        raw.execute("PRAGMA max_page_count = 1073741823")
+        assert db.raw_events(APP) == [command(1)]
         assert db.store(APP, [command(1), command(2), active(3)]) == StoreResult(2, 1, 0)
 
 

@@ -17,6 +17,8 @@ from optin.storage import (
     StoreResult,
     open_storage,
 )
+from optin.storage.base import prepare_batch
+from optin.storage.sqlite import SQLiteStorage
 
 
 def test_helper_events_are_valid() -> None:
@@ -58,10 +60,12 @@ def test_store_many_is_each_batch_in_turn(storage_url: str) -> None:
 
 
 def test_sqlite_store_many_commits_all_or_nothing(tmp_path: Path) -> None:
-    broken = {k: v for k, v in command(9).items() if k != "kind"}  # a bug upstream, say
-    with open_storage(f"sqlite:///{tmp_path / 'o.db'}") as db:
-        with pytest.raises(KeyError):
-            db.store_many([(APP, [command(1)]), (APP, [broken])])
+    # A bug upstream, say: the second batch's deltas are malformed, which fails after both
+    # batches' events are inserted, inside the transaction.
+    broken = prepare_batch(APP, [command(9)])._replace(counts=[("not a rollup key",)])
+    with SQLiteStorage(f"sqlite:///{tmp_path / 'o.db'}") as db:
+        with pytest.raises(ValueError):
+            db.store_prepared([prepare_batch(APP, [command(1)]), broken])
         assert db.raw_events(APP) == []
         assert snapshot(db) == recompute([])
         assert db.store_many([(APP, [command(1)])]) == [StoreResult(1, 0, 0)]
