@@ -25,13 +25,15 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 from optin.events import MAX_BATCH_EVENTS
 from optin.policy import Policy, load
 from optin.server.errors import HTTPError
+from optin.server.typed import FastCheck, compile_fast, decode_envelope
 from optin.server.validate import (
     FUTURE_SLACK,
     Checker,
@@ -45,11 +47,13 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_WIRE_BYTES",
     "Batch",
+    "Compiled",
     "Policies",
     "check_media_type",
     "decode",
     "inflate",
     "parse_batch",
+    "parse_slow",
 ]
 
 MAX_WIRE_BYTES = 1 << 20
@@ -66,19 +70,29 @@ def _show(value: object) -> str:
     return type(value).__name__
 
 
+class Compiled(NamedTuple):
+    """A policy with its compiled checker (the slow path) and typed decoder (the fast path)."""
+
+    policy: Policy
+    check: Checker
+    fast: FastCheck
+
+
 class Policies:
-    """Every policy the collector accepts, by app and version, with its compiled checker."""
+    """Every policy the collector accepts, by app and version, compiled."""
 
     def __init__(self, policies: list[Policy]) -> None:
-        self.by_app: dict[str, dict[int, tuple[Policy, Checker]]] = {}
+        self.by_app: dict[str, dict[int, Compiled]] = {}
         for policy in policies:
             versions = self.by_app.setdefault(policy.app, {})
             if policy.version in versions:
                 raise ValueError(
                     f"{policy.source}: {policy.app} version {policy.version} is also in "
-                    f"{versions[policy.version][0].source}"
+                    f"{versions[policy.version].policy.source}"
                 )
-            versions[policy.version] = (policy, compile_policy(policy))
+            versions[policy.version] = Compiled(
+                policy, compile_policy(policy), compile_fast(policy)
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Policies:
@@ -91,9 +105,9 @@ class Policies:
 
     def latest(self, app: str) -> Policy | None:
         versions = self.by_app.get(app)
-        return versions[max(versions)][0] if versions else None
+        return versions[max(versions)].policy if versions else None
 
-    def resolve(self, app: str, version: int) -> tuple[Policy, Checker]:
+    def resolve(self, app: str, version: int) -> Compiled:
         """The policy a batch is checked against.
 
         The exact version when the collector has it; an older version it no longer has is checked
@@ -166,13 +180,17 @@ def inflate(body: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
     return out
 
 
-def decode(raw: bytes) -> Any:
-    """JSON text to Python values, refusing what orjson refuses and bodies too rich to parse."""
+def _containers(raw: bytes) -> None:
     if raw.count(b"{") + raw.count(b"[") > MAX_CONTAINERS:
         raise HTTPError(
             "too_large",
             f"too many objects and arrays for a batch of at most {MAX_BATCH_EVENTS} events",
         )
+
+
+def decode(raw: bytes) -> Any:
+    """JSON text to Python values, refusing what orjson refuses and bodies too rich to parse."""
+    _containers(raw)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -250,10 +268,52 @@ def _envelope(data: Any) -> tuple[str, int, list[Any]]:
 
 
 def parse_batch(raw: bytes, policies: Policies, now: float) -> Batch:
-    """Decode and check a (decompressed) body; refuse it whole or return what to store."""
+    """Decode and check a (decompressed) body; refuse it whole or return what to store.
+
+    A batch of valid events takes the typed fast path (:mod:`optin.server.typed`); anything
+    else, the slow path, which finds the reason for each refusal.
+    """
+    _containers(raw)
+    return _parse_fast(raw, policies, now) or parse_slow(raw, policies, now)
+
+
+def _parse_fast(raw: bytes, policies: Policies, now: float) -> Batch | None:
+    """The batch when every event passes the typed decoder, else None (the slow path decides)."""
+    try:
+        envelope = decode_envelope(raw)
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested past msgspec's limit
+        return None
+    if envelope.policy_version < 1:
+        return None
+    try:
+        compiled = policies.resolve(envelope.app, envelope.policy_version)
+    except HTTPError:
+        return None
+    found = compiled.fast(envelope.events)
+    if found is None:
+        return None
+    events, keys = found
+    if raw.count(b":") != 3 + keys:
+        return None
+    policy = compiled.policy
+    batch = Batch(envelope.app, policy, events)
+    retention = policy.settings.retention_days
+    earliest, latest = now - retention * 86400, now + FUTURE_SLACK
+    if not all(earliest <= event["time"] <= latest for event in events):
+        batch.valid = [e for e in events if earliest <= e["time"] <= latest]
+        batch.rejected = [
+            (index, str(window_reason(e["time"], now, retention)))
+            for index, e in enumerate(events)
+            if not earliest <= e["time"] <= latest
+        ]
+    return batch
+
+
+def parse_slow(raw: bytes, policies: Policies, now: float) -> Batch:
+    """:func:`parse_batch` without the fast path: orjson, then the compiled checker per event."""
     data = decode(raw)
     app, version, events = _envelope(data)
-    policy, check = policies.resolve(app, version)
+    policy, check, _ = policies.resolve(app, version)
     batch = Batch(app, policy)
     valid, rejected = batch.valid, batch.rejected
     retention = policy.settings.retention_days

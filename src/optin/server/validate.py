@@ -42,7 +42,10 @@ from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
 
 __all__ = [
     "FUTURE_SLACK",
+    "HEX",
+    "KEYS",
     "Checker",
+    "Matches",
     "compile_policy",
     "reason_label",
     "reason_of",
@@ -55,12 +58,13 @@ FUTURE_SLACK = 2 * 3600
 #: ``check(event)``: 0 when the reference would refuse ``event``, else the number of keys in it
 #: and its nested objects (the decoder compares that with the text to spot repeated keys).
 Checker = Callable[[Any], int]
-_HEX = "0123456789abcdef"
+HEX = "0123456789abcdef"
 
 _COMMON = frozenset(
     ("id", "kind", "time", "app_version", "os", "arch", "python", "ci", "interactive")
 )
-_KEYS = {
+#: Per kind: (the keys an event must have, the keys it may have besides).
+KEYS = {
     "command": (
         _COMMON
         | {"session", "command", "options", "dimensions", "outcome", "exit_code"}
@@ -72,18 +76,30 @@ _KEYS = {
 }
 
 
+class Matches(dict[str, bool]):
+    """Whether values match one regex, remembered: versions repeat across events (bounded)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.match = re.compile(pattern).match
+
+    def __missing__(self, value: str) -> bool:
+        if len(self) >= 4096:
+            self.clear()
+        verdict = self[value] = self.match(value) is not None
+        return verdict
+
+
 def _with_other(values: tuple[str, ...] | None) -> frozenset[str]:
     return frozenset((*(values or ()), OTHER))
 
 
 def compile_policy(policy: Policy) -> Checker:
     """Return ``check(event) -> int``: non-zero when the reference validator accepts ``event``."""
-    version_ok = re.compile(VERSION_RE).match
-    python_ok = re.compile(PYTHON_RE).match
     oses, arches = frozenset(OSES), frozenset(ARCHES)
     outcomes, periods, kinds = frozenset(OUTCOMES), frozenset(PERIODS), frozenset(KINDS)
-    required = {kind: req for kind, (req, _) in _KEYS.items()}
-    allowed = {kind: req | opt for kind, (req, opt) in _KEYS.items()}
+    required = {kind: req for kind, (req, _) in KEYS.items()}
+    allowed = {kind: req | opt for kind, (req, opt) in KEYS.items()}
     dims = {name: _with_other(d.values) for name, d in policy.dimensions.items()}
     errors = _with_other(tuple(policy.errors))
     # name -> {property: (type, allowed values)}
@@ -112,19 +128,7 @@ def compile_policy(policy: Policy) -> Checker:
             return True
         return False
 
-    # Version strings repeat across events: remember the verdicts (bounded, reset when full).
-    versions: dict[str, bool] = {}
-    pythons: dict[str, bool] = {}
-
-    def version(value: Any, match: Callable[[str], Any], seen: dict[str, bool]) -> bool:
-        if type(value) is not str:
-            return False
-        verdict = seen.get(value)
-        if verdict is None:
-            if len(seen) > 4096:
-                seen.clear()
-            verdict = seen[value] = match(value) is not None
-        return verdict
+    versions, pythons = Matches(VERSION_RE), Matches(PYTHON_RE)
 
     def closed(value: Any, table: dict[str, frozenset[str]]) -> int:
         """Keys + 1 of a valid closed object, else 0."""
@@ -146,7 +150,7 @@ def compile_policy(policy: Policy) -> Checker:
         if not (keys >= required[kind] and keys <= allowed[kind]):
             return 0
         value = event["id"]
-        if type(value) is not str or len(value) != 32 or value.strip(_HEX):
+        if type(value) is not str or len(value) != 32 or value.strip(HEX):
             return 0
         value = event["time"]
         if type(value) is int:
@@ -160,9 +164,10 @@ def compile_policy(policy: Policy) -> Checker:
         value = event["arch"]
         if type(value) is not str or value not in arches:
             return 0
-        if not version(event["app_version"], version_ok, versions) or not version(
-            event["python"], python_ok, pythons
-        ):
+        value, python = event["app_version"], event["python"]
+        if type(value) is not str or type(python) is not str:
+            return 0
+        if not (versions[value] and pythons[python]):
             return 0
         if type(event["ci"]) is not bool or type(event["interactive"]) is not bool:
             return 0
@@ -170,7 +175,7 @@ def compile_policy(policy: Policy) -> Checker:
             value = event["period"]
             return len(event) if type(value) is str and value in periods else 0
         value = event["session"]
-        if type(value) is not str or len(value) != 16 or value.strip(_HEX):
+        if type(value) is not str or len(value) != 16 or value.strip(HEX):
             return 0
         nested = closed(event["dimensions"], dims)
         if not nested:

@@ -167,7 +167,7 @@ class Writer:
             waiter: asyncio.Future[StoreResult] = loop.create_future()
             # For the storage process, everything that needs no database is done here, on
             # this process's core (and a bug in it fails this request alone).
-            batch = (app, events) if self.child is None else prepare_batch(app, events)
+            batch = (app, events) if self.child is None else prepare_batch(app, events, True)
             self._group.append((batch, waiter))
             if len(self._group) == 1:
                 loop.call_soon(self._store_group)

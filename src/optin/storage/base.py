@@ -109,10 +109,14 @@ def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return ev
 
 
-def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepared], int, int]:
+def prepare(
+    app: str, events: Sequence[Mapping[str, Any]], checked: bool = False
+) -> tuple[list[Prepared], int, int]:
     """Canonicalise a batch and drop repeats inside it (the first copy of an id wins).
 
     Returns the distinct events and how many in-batch repeats were duplicates and conflicts.
+    ``checked``: the events come from the collector's validators, which leave no integral
+    float in an integer field; the search for them is skipped.
     """
     seen: dict[bytes, bytes] = {}
     out: list[Prepared] = []
@@ -125,7 +129,7 @@ def prepare(app: str, events: Sequence[Mapping[str, Any]]) -> tuple[list[Prepare
     for ev in events:
         get = ev.get
         props = get("properties")
-        if (
+        if not checked and (
             type(get("time")) is float
             or type(get("duration_ms")) is float
             or type(get("exit_code")) is float
@@ -198,9 +202,11 @@ class PreparedBatch(NamedTuple):
     states: list[tuple[int, str, str, int | None, int | None]]
 
 
-def prepare_batch(app: str, events: Sequence[Mapping[str, Any]]) -> PreparedBatch:
+def prepare_batch(
+    app: str, events: Sequence[Mapping[str, Any]], checked: bool = False
+) -> PreparedBatch:
     """Canonical rows, in-batch repeats, rollup deltas and session states of one batch."""
-    prepared, duplicates, conflicts = prepare(app, events)
+    prepared, duplicates, conflicts = prepare(app, events, checked)
     fresh = [p.event for p in prepared]
     return PreparedBatch(
         app,
