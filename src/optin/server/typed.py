@@ -46,7 +46,7 @@ from optin.events import (
     VERSION_RE,
 )
 from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
-from optin.server.validate import HEX, KEYS, Matches
+from optin.server.validate import HEX, KEYS, Matches, command_table
 
 __all__ = ["Envelope", "FastCheck", "compile_fast", "decode_envelope"]
 
@@ -118,14 +118,7 @@ def compile_fast(policy: Policy) -> FastCheck:
     """The policy's typed decoder and the checks its types leave over."""
     required = {kind: req for kind, (req, _) in KEYS.items()}
     allowed = {kind: req | opt for kind, (req, opt) in KEYS.items()}
-    commands: dict[str, tuple[frozenset[str], dict[str, frozenset[str]], bool]] = {
-        UNKNOWN_COMMAND: (frozenset(), {}, False)
-    }
-    for path, cmd in policy.commands.items():
-        valued = {
-            n: frozenset((*o.values, OTHER)) for n, o in cmd.options.items() if o.values is not None
-        }
-        commands[path] = (frozenset(cmd.options), valued, cmd.positional_count)
+    commands = command_table(policy)
     # name -> {property: (type, allowed values)}; bool and int are told apart by type().
     events: dict[str, dict[str, tuple[type, frozenset[Any]]]] = {}
     for name, edef in policy.events.items():

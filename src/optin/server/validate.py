@@ -45,7 +45,9 @@ __all__ = [
     "HEX",
     "KEYS",
     "Checker",
+    "CommandTable",
     "Matches",
+    "command_table",
     "compile_policy",
     "reason_label",
     "reason_of",
@@ -94,6 +96,19 @@ def _with_other(values: tuple[str, ...] | None) -> frozenset[str]:
     return frozenset((*(values or ()), OTHER))
 
 
+#: path -> (declared options, {option: allowed values}, whether a positional count is captured)
+CommandTable = dict[str, tuple[frozenset[str], dict[str, frozenset[str]], bool]]
+
+
+def command_table(policy: Policy) -> CommandTable:
+    """What each command (and the unknown command) may carry, for both validators."""
+    commands: CommandTable = {UNKNOWN_COMMAND: (frozenset(), {}, False)}
+    for path, cmd in policy.commands.items():
+        valued = {n: _with_other(o.values) for n, o in cmd.options.items() if o.values is not None}
+        commands[path] = (frozenset(cmd.options), valued, cmd.positional_count)
+    return commands
+
+
 def compile_policy(policy: Policy) -> Checker:
     """Return ``check(event) -> int``: non-zero when the reference validator accepts ``event``."""
     oses, arches = frozenset(OSES), frozenset(ARCHES)
@@ -113,12 +128,7 @@ def compile_policy(policy: Policy) -> Checker:
                 events[name][p.name] = ("bool", frozenset())
             else:
                 events[name][p.name] = ("bucket", frozenset((0, *p.buckets)))
-    # path -> (declared options, {option: allowed values}, positional count captured)
-    commands: dict[str, tuple[frozenset[str], dict[str, frozenset[str]], bool]] = {}
-    for path, cmd in policy.commands.items():
-        valued = {n: _with_other(o.values) for n, o in cmd.options.items() if o.values is not None}
-        commands[path] = (frozenset(cmd.options), valued, cmd.positional_count)
-    commands[UNKNOWN_COMMAND] = (frozenset(), {}, False)
+    commands = command_table(policy)
 
     def integer(event: dict[str, Any], key: str, low: int, high: int) -> bool:
         """The slow path of an integer field: anything but a plain int."""
