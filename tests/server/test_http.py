@@ -118,6 +118,8 @@ def test_integral_floats_are_stored_as_integers(client: httpx.Client, storage: S
         b'{"app": "sample-cli", "policy_version": 2, "events": ["\\udc00\\ud800"]}',
         b'{"app": "sample-cli", "policy_version": 2, "events": ["\xed\xa0\x80"]}',
         b'{"app": "sample-cli", "policy_version": 2, "events": ["\xff"]}',
+        b'{"app": "sample-cli\xff", "policy_version": 2, "events": []}',
+        b'{"app": "sample-cli", "policy_version": 2, "events": [{"os": "linux\xff"}]}',
         b"[" * 2000 + b"]" * 2000,
         b'{"app": "sample-cli", "policy_version": 2, "events": ['
         + b"[" * 1100

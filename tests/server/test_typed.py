@@ -91,11 +91,29 @@ def test_events_past_the_window_are_refused_one_by_one() -> None:
         (b'{"app":"sample-cli","app":"x","policy_version":2,"events":[]}', "a key given twice"),
         (b"[" * 5000 + b"]" * 5000, "nesting past msgspec's limit"),
         (body([event()], version=True), "a boolean version"),
+        (b'{"app":"sample-cli\xff","policy_version":2,"events":[]}', "invalid UTF-8 in the app"),
+        (body([event()]).replace(b'"linux"', b'"linux\xff"'), "invalid UTF-8 in a closed value"),
+        (body([event()]).replace(b'"1.2.3"', b'"1.2\xed\xa0\x80"'), "an encoded surrogate"),
+        (body([event()]).replace(b'"x86_64"', b'"x86_\xc0\xaf"'), "an overlong sequence"),
     ],
 )
 def test_what_the_fast_path_leaves_to_the_slow_path(raw: bytes, why: str) -> None:
     assert check_agree(raw, hour() + 1) is None, why
     try:
         parse_batch(raw, POLICIES, hour() + 1)
+    except HTTPError as exc:
+        assert exc.status < 500
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(valid_events(POL), min_size=1, max_size=3), st.data())
+def test_a_byte_changed_anywhere_is_answered_not_raised(events: list[Any], data: Any) -> None:
+    """Any byte at any place of a valid batch: an answer from one path or the other, no crash
+    (invalid UTF-8 inside a string once escaped the fast path as UnicodeDecodeError: a 500)."""
+    raw = bytearray(body(in_window(events)))
+    raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        check_agree(bytes(raw), hour() + 1)
+        parse_batch(bytes(raw), POLICIES, hour() + 1)
     except HTTPError as exc:
         assert exc.status < 500

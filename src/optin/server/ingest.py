@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import msgspec
 import orjson
 
 from optin.events import MAX_BATCH_EVENTS
 from optin.policy import Policy, load
 from optin.server.errors import HTTPError
-from optin.server.typed import FastCheck, compile_fast, decode_envelope
+from optin.server.typed import DECODE_ERRORS, FastCheck, compile_fast, decode_envelope
 from optin.server.validate import (
     FUTURE_SLACK,
     Checker,
@@ -278,10 +277,13 @@ def parse_batch(raw: bytes, policies: Policies, now: float) -> Batch:
 
 
 def _parse_fast(raw: bytes, policies: Policies, now: float) -> Batch | None:
-    """The batch when every event passes the typed decoder, else None (the slow path decides)."""
+    """The batch when every event passes the typed decoder, else None (the slow path decides).
+
+    Called after the count of objects and arrays (:func:`parse_batch`), as the slow path is.
+    """
     try:
         envelope = decode_envelope(raw)
-    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested past msgspec's limit
+    except DECODE_ERRORS:
         return None
     if envelope.policy_version < 1:
         return None
@@ -293,20 +295,28 @@ def _parse_fast(raw: bytes, policies: Policies, now: float) -> Batch | None:
     if found is None:
         return None
     events, keys = found
-    if raw.count(b":") != 3 + keys:
+    if raw.count(b":") != len(_BATCH_KEYS) + keys:
         return None
-    policy = compiled.policy
-    batch = Batch(envelope.app, policy, events)
-    retention = policy.settings.retention_days
-    earliest, latest = now - retention * 86400, now + FUTURE_SLACK
-    if not all(earliest <= event["time"] <= latest for event in events):
-        batch.valid = [e for e in events if earliest <= e["time"] <= latest]
-        batch.rejected = [
-            (index, str(window_reason(e["time"], now, retention)))
-            for index, e in enumerate(events)
-            if not earliest <= e["time"] <= latest
-        ]
+    batch = Batch(envelope.app, compiled.policy)
+    earliest, latest = _window(batch.policy, now)
+    if all(earliest <= e["time"] <= latest for e in events):
+        batch.valid = events
+        return batch
+    for index, event in enumerate(events):
+        if earliest <= event["time"] <= latest:
+            batch.valid.append(event)
+        else:
+            batch.rejected.append((index, _outside(batch.policy, event["time"], now)))
     return batch
+
+
+def _window(policy: Policy, now: float) -> tuple[float, float]:
+    """The first and last hour the collector takes an event for (see ``window_reason``)."""
+    return now - policy.settings.retention_days * 86400, now + FUTURE_SLACK
+
+
+def _outside(policy: Policy, when: int, now: float) -> str:
+    return str(window_reason(when, now, policy.settings.retention_days))
 
 
 def parse_slow(raw: bytes, policies: Policies, now: float) -> Batch:
@@ -316,9 +326,8 @@ def parse_slow(raw: bytes, policies: Policies, now: float) -> Batch:
     policy, check, _ = policies.resolve(app, version)
     batch = Batch(app, policy)
     valid, rejected = batch.valid, batch.rejected
-    retention = policy.settings.retention_days
-    earliest, latest = now - retention * 86400, now + FUTURE_SLACK
-    keys = 3
+    earliest, latest = _window(policy, now)
+    keys = len(_BATCH_KEYS)
     for index, event in enumerate(events):
         count = check(event)
         if count:
@@ -326,7 +335,7 @@ def parse_slow(raw: bytes, policies: Policies, now: float) -> Batch:
             if earliest <= event["time"] <= latest:
                 valid.append(event)
             else:
-                rejected.append((index, str(window_reason(event["time"], now, retention))))
+                rejected.append((index, _outside(policy, event["time"], now)))
         else:
             keys += _count_keys(event)
             rejected.append((index, reason_of(policy, event)))

@@ -1,27 +1,27 @@
-"""The fast path for a batch whose every event is valid: msgspec decodes it against types built
-from the policy, so most of the checking happens in C while the JSON is parsed.
+"""The fast path for a batch of valid events: msgspec decodes it against types built from the
+policy, so most of the checking happens in C while the JSON is parsed.
 
 A client's batch is nearly always valid as a whole. msgspec decodes each event into a plain dict
 while checking the closed lists (``os``, ``command``, ``outcome``, dimension values, error
 categories...), the lengths and the ranges (hours, exit codes, durations); what a type cannot say
-(which keys each kind requires, which options a command declares, property values) is checked
-after, in Python, on the dicts. Measured per event (batches of 100 shaped like
-a client's, this VM, ``/tmp`` script): orjson alone 1.0 µs, the slow path (orjson and the compiled
-checker) 4.5 µs; the typed decode 1.0 µs, the whole fast path 3.2 µs. (Regex patterns in the
-types cost 1.7 µs more than checking the remembered verdicts in Python, so versions and hex ids
-are checked after too.)
+(which keys each kind requires, which options a command declares, property values, hex digits,
+version patterns) is checked after, in Python, on the dicts. Measured per event (batches of 100
+shaped like a client's, this VM, ``/tmp`` script): orjson alone 1.0 µs, the slow path (orjson and
+the compiled checker) 4.5 µs; the typed decode 1.0 µs, the whole fast path 3.2 µs. (Regex
+patterns in the types cost 1.7 µs more than checking remembered verdicts in Python.)
 
-The fast path never decides a refusal. It answers ``None`` whenever anything is off: a type
-error anywhere in the batch, a check that fails, a float where an int belongs (``3600.0``, which
-the reference accepts), a key msgspec would drop (an unknown field) or merge (a key given twice),
-a string holding a colon. The caller then takes the slow path (:func:`~optin.server.ingest.
-parse_batch`'s orjson and compiled checker), which gives every refused event its reason. So the
-fast path's answer, when it gives one, is the slow path's: ``tests/server/test_typed.py`` holds
-the two together on generated batches.
+The fast path refuses no event the policy would refuse: it answers ``None`` whenever anything is
+off, and the caller takes the slow path (orjson and the compiled checker), which gives every
+refused event its reason. Off means: a type error anywhere in the batch (or invalid UTF-8, which
+msgspec reports as ``UnicodeDecodeError``), a check that fails, a float where an int belongs
+(``3600.0``, which the reference accepts), a key msgspec would drop (an unknown field) or merge (a
+key given twice; msgspec keeps the last). The only refusal it makes itself is the collector's time
+window, per event and with the slow path's reason. ``tests/server/test_typed.py`` holds the two
+paths' answers equal on generated batches.
 
 Unknown and repeated keys are caught by counting: each key in the text has one ``:`` outside
 strings, so the text's colons equal the keys the dicts hold unless msgspec dropped or merged one
-(or a string holds a colon).
+(or a string holds a colon, which no valid event has: then the slow path decides too).
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ from optin.events import (
 from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
 from optin.server.validate import HEX, KEYS, Matches, command_table
 
-__all__ = ["Envelope", "FastCheck", "compile_fast", "decode_envelope"]
+__all__ = ["DECODE_ERRORS", "Envelope", "FastCheck", "compile_fast", "decode_envelope"]
+
+#: What msgspec raises on text it refuses: its own error, RecursionError past its depth limit,
+#: UnicodeDecodeError for invalid UTF-8 inside a string (msgspec issue 714).
+DECODE_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
 class Envelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -120,7 +124,7 @@ def compile_fast(policy: Policy) -> FastCheck:
     allowed = {kind: req | opt for kind, (req, opt) in KEYS.items()}
     commands = command_table(policy)
     # name -> {property: (type, allowed values)}; bool and int are told apart by type().
-    events: dict[str, dict[str, tuple[type, frozenset[Any]]]] = {}
+    custom: dict[str, dict[str, tuple[type, frozenset[Any]]]] = {}
     for name, edef in policy.events.items():
         props: dict[str, tuple[type, frozenset[Any]]] = {}
         for p in edef.properties.values():
@@ -130,7 +134,7 @@ def compile_fast(policy: Policy) -> FastCheck:
                 props[p.name] = (bool, frozenset((True, False)))
             else:
                 props[p.name] = (int, frozenset((0, *p.buckets)))
-        events[name] = props
+        custom[name] = props
     decode = msgspec.json.Decoder(
         Annotated[list[_event_type(policy)], msgspec.Meta(max_length=MAX_BATCH_EVENTS)]  # type: ignore[misc]
     ).decode
@@ -139,7 +143,7 @@ def compile_fast(policy: Policy) -> FastCheck:
 
     def keys_of(ev: dict[str, Any]) -> int:
         """The keys of a valid event, nested ones included; 0 when a check fails."""
-        kind = ev.get("kind")
+        kind = ev.get("kind")  # when present, one of KINDS (the type says so)
         if kind is None:
             return 0
         keys = ev.keys()
@@ -171,7 +175,7 @@ def compile_fast(policy: Policy) -> FastCheck:
             if not positional and "positionals" in ev:
                 return 0
             return count
-        spec = events.get(ev["name"])
+        spec = custom.get(ev["name"])
         if spec is None:
             return 0
         given = ev["properties"]
@@ -184,7 +188,7 @@ def compile_fast(policy: Policy) -> FastCheck:
     def fast(raw: bytes) -> tuple[list[dict[str, Any]], int] | None:
         try:
             events = decode(raw)
-        except (msgspec.DecodeError, RecursionError):
+        except DECODE_ERRORS:
             return None
         keys = 0
         for ev in events:
