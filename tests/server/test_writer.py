@@ -4,6 +4,7 @@ default on SQLite), on the loop, or on threads; a storage process that dies is r
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import sqlite3
@@ -11,12 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from tests.server.helpers import APP, event
 
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.server.writer import Writer
 from optin.storage import StoreResult, open_storage
+from optin.storage.base import prepare_batch
+from optin.storage.process import encode_frame
 from optin.storage.sqlite import SQLiteStorage
 
 
@@ -127,3 +131,25 @@ def test_a_killed_storage_process_is_503_then_replaced(tmp_path: Path) -> None:
     assert after == again == StoreResult(1, 0, 0)
     with open_storage(url) as storage:
         assert len(storage.raw_events(APP)) == 3
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_a_frame_of_1000_events_fits_the_pipe_to_the_storage_process(tmp_path: Path) -> None:
+    """With a 64 KiB pipe the rest of a frame waited for the event loop, and the storage
+    process for it (60 % of its time at batch 1000)."""
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics())
+    events = [event() for _ in range(1000)]
+
+    async def main() -> tuple[StoreResult, int]:
+        try:
+            result = await writer.store(APP, events)
+            assert writer.child is not None and writer.child._child is not None
+            # The child's end of the same pipe, opened again through /proc.
+            with open(f"/proc/{writer.child._child.proc.pid}/fd/0", "rb") as pipe:
+                return result, fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ)
+        finally:
+            await writer.aclose()
+
+    result, capacity = asyncio.run(main())
+    assert result == StoreResult(1000, 0, 0)
+    assert capacity >= len(encode_frame([tuple(prepare_batch(APP, events, True))]))
