@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -11,9 +12,9 @@ from hypothesis import strategies as st
 from tests.server.helpers import POLICY, event, hour
 from tests.strategies import json_values, mutated_events, valid_events
 
-from optin.events import Invalid, validate_event
+from optin.events import PYTHON_RE, VERSION_RE, Invalid, validate_event
 from optin.policy import load
-from optin.server.validate import compile_policy, reason_label, window_reason
+from optin.server.validate import compile_policy, reason_label, version_checks, window_reason
 
 POL = load(POLICY)
 CHECK = compile_policy(POL)
@@ -109,3 +110,21 @@ def test_reason_labels_are_bounded(reason: str) -> None:
     assert label in ("other", "unknown_field", "missing_field", "not_an_object", "time_window") or (
         reason.startswith(f"field '{label}'")
     )
+
+
+@given(st.from_regex(VERSION_RE), st.from_regex(PYTHON_RE), st.text(max_size=40))
+def test_remembered_version_verdicts_are_the_regexes(version: str, python: str, text: str) -> None:
+    versions, pythons = version_checks()
+    assert versions[version] and pythons[python]
+    assert versions[text] == bool(re.match(VERSION_RE, text))
+    assert pythons[text] == bool(re.match(PYTHON_RE, text))
+
+
+def test_a_long_version_is_refused_without_being_kept() -> None:
+    """4,096 requests with a different 1 MB "version" each must not hold 4 GB."""
+    versions, _ = version_checks()
+    long = "1" * 1_000_000
+    assert versions[long] is False
+    assert versions["1" * 32] is True
+    assert versions["1" * 33] is False
+    assert long not in versions and len(versions) == 1

@@ -40,13 +40,11 @@ from optin.events import (
     OSES,
     OUTCOMES,
     PERIODS,
-    PYTHON_RE,
     TIME_MAX,
     TIME_MIN,
-    VERSION_RE,
 )
 from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
-from optin.server.validate import HEX, KEYS, Matches, command_table
+from optin.server.validate import HEX, KEYS, command_table, version_checks
 
 __all__ = ["DECODE_ERRORS", "Envelope", "FastCheck", "compile_fast", "decode_envelope"]
 
@@ -139,7 +137,7 @@ def compile_fast(policy: Policy) -> FastCheck:
         Annotated[list[_event_type(policy)], msgspec.Meta(max_length=MAX_BATCH_EVENTS)]  # type: ignore[misc]
     ).decode
 
-    versions, pythons = Matches(VERSION_RE), Matches(PYTHON_RE)
+    versions, pythons = version_checks()
 
     def keys_of(ev: dict[str, Any]) -> int:
         """The keys of a valid event, nested ones included; 0 when a check fails."""

@@ -51,6 +51,7 @@ __all__ = [
     "compile_policy",
     "reason_label",
     "reason_of",
+    "version_checks",
     "window_reason",
 ]
 
@@ -79,17 +80,30 @@ KEYS = {
 
 
 class Matches(dict[str, bool]):
-    """Whether values match one regex, remembered: versions repeat across events (bounded)."""
+    """Whether values match one regex, remembered: versions repeat across events.
 
-    def __init__(self, pattern: str) -> None:
+    Bounded in count (4,096) and in size: a value longer than any that can match is answered
+    without being kept, or 4,096 requests with a different 1 MB "version" each would hold 4 GB.
+    """
+
+    def __init__(self, pattern: str, longest: int) -> None:
         super().__init__()
         self.match = re.compile(pattern).match
+        self.longest = longest
 
     def __missing__(self, value: str) -> bool:
+        if len(value) > self.longest:
+            return False
         if len(self) >= 4096:
             self.clear()
         verdict = self[value] = self.match(value) is not None
         return verdict
+
+
+def version_checks() -> tuple[Matches, Matches]:
+    """Remembered verdicts for ``app_version`` and ``python`` (the longest each regex can match:
+    1 + 31 and 4 characters)."""
+    return Matches(VERSION_RE, 32), Matches(PYTHON_RE, 4)
 
 
 def _with_other(values: tuple[str, ...] | None) -> frozenset[str]:
@@ -138,7 +152,7 @@ def compile_policy(policy: Policy) -> Checker:
             return True
         return False
 
-    versions, pythons = Matches(VERSION_RE), Matches(PYTHON_RE)
+    versions, pythons = version_checks()
 
     def closed(value: Any, table: dict[str, frozenset[str]]) -> int:
         """Keys + 1 of a valid closed object, else 0."""
