@@ -8,11 +8,12 @@ import fcntl
 import os
 import signal
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import uvloop
 from tests.server.helpers import APP, event
 
 from optin.server.errors import HTTPError
@@ -134,7 +135,10 @@ def test_a_killed_storage_process_is_503_then_replaced(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
-def test_a_frame_of_1000_events_fits_the_pipe_to_the_storage_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_a_frame_of_1000_events_fits_the_pipe_to_the_storage_process(
+    tmp_path: Path, run: Callable[[Any], Any]
+) -> None:
     """With a 64 KiB pipe the rest of a frame waited for the event loop, and the storage
     process for it (60 % of its time at batch 1000)."""
     writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics())
@@ -150,6 +154,6 @@ def test_a_frame_of_1000_events_fits_the_pipe_to_the_storage_process(tmp_path: P
         finally:
             await writer.aclose()
 
-    result, capacity = asyncio.run(main())
+    result, capacity = run(main())
     assert result == StoreResult(1000, 0, 0)
     assert capacity >= len(encode_frame([tuple(prepare_batch(APP, events, True))]))

@@ -68,7 +68,9 @@ async def _spawn(url: str) -> _Child:
     rest of a frame only between other work, and parsing and preparing one request of 1,000
     events takes about 13 ms: the child waited for frames 60 % of the time (traced at batch
     1000). So the pipe is made here, widened to 1 MiB (the default cap for an unprivileged
-    process); uvloop's pipe transports do not expose their descriptor to widen afterwards.
+    process). It must be made here: uvloop's pipe transports do not expose their descriptor,
+    and the pipe uvloop makes for a child's stdin is a socket pair, which ``F_SETPIPE_SZ`` does
+    not widen (so the child cannot widen it either: tried, no gain).
     """
     read_end, write_end = os.pipe()
     if hasattr(fcntl, "F_SETPIPE_SZ"):
@@ -86,9 +88,13 @@ async def _spawn(url: str) -> _Child:
     finally:
         os.close(read_end)
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(write_end, "wb", buffering=0)
-    )
+    pipe = os.fdopen(write_end, "wb", buffering=0)
+    try:
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    except BaseException:
+        pipe.close()  # the child sees the end of its input and exits
+        await proc.wait()
+        raise
     return _Child(proc, asyncio.StreamWriter(transport, protocol, None, loop))
 
 
