@@ -44,7 +44,7 @@ from optin.events import (
     TIME_MIN,
 )
 from optin.policy import OTHER, UNKNOWN_COMMAND, Policy
-from optin.server.validate import HEX, KEYS, command_table, version_checks
+from optin.server.validate import HEX, KEYS, command_table, property_table, version_checks
 
 __all__ = ["DECODE_ERRORS", "Envelope", "FastCheck", "compile_fast", "decode_envelope"]
 
@@ -121,18 +121,7 @@ def compile_fast(policy: Policy) -> FastCheck:
     required = {kind: req for kind, (req, _) in KEYS.items()}
     allowed = {kind: req | opt for kind, (req, opt) in KEYS.items()}
     commands = command_table(policy)
-    # name -> {property: (type, allowed values)}; bool and int are told apart by type().
-    custom: dict[str, dict[str, tuple[type, frozenset[Any]]]] = {}
-    for name, edef in policy.events.items():
-        props: dict[str, tuple[type, frozenset[Any]]] = {}
-        for p in edef.properties.values():
-            if p.type == "enum":
-                props[p.name] = (str, frozenset((*(p.values or ()), OTHER)))
-            elif p.type == "bool":
-                props[p.name] = (bool, frozenset((True, False)))
-            else:
-                props[p.name] = (int, frozenset((0, *p.buckets)))
-        custom[name] = props
+    custom = property_table(policy)
     decode = msgspec.json.Decoder(
         Annotated[list[_event_type(policy)], msgspec.Meta(max_length=MAX_BATCH_EVENTS)]  # type: ignore[misc]
     ).decode

@@ -47,8 +47,10 @@ __all__ = [
     "Checker",
     "CommandTable",
     "Matches",
+    "PropertyTable",
     "command_table",
     "compile_policy",
+    "property_table",
     "reason_label",
     "reason_of",
     "version_checks",
@@ -123,6 +125,26 @@ def command_table(policy: Policy) -> CommandTable:
     return commands
 
 
+#: event name -> {property: (its Python type, allowed values)}; bool and int differ by type().
+PropertyTable = dict[str, dict[str, tuple[type, frozenset[Any]]]]
+
+
+def property_table(policy: Policy) -> PropertyTable:
+    """What each custom event's properties may hold, for both validators."""
+    table: PropertyTable = {}
+    for name, edef in policy.events.items():
+        props: dict[str, tuple[type, frozenset[Any]]] = {}
+        for p in edef.properties.values():
+            if p.type == "enum":
+                props[p.name] = (str, _with_other(p.values))
+            elif p.type == "bool":
+                props[p.name] = (bool, frozenset((True, False)))
+            else:
+                props[p.name] = (int, frozenset((0, *p.buckets)))
+        table[name] = props
+    return table
+
+
 def compile_policy(policy: Policy) -> Checker:
     """Return ``check(event) -> int``: non-zero when the reference validator accepts ``event``."""
     oses, arches = frozenset(OSES), frozenset(ARCHES)
@@ -131,17 +153,7 @@ def compile_policy(policy: Policy) -> Checker:
     allowed = {kind: req | opt for kind, (req, opt) in KEYS.items()}
     dims = {name: _with_other(d.values) for name, d in policy.dimensions.items()}
     errors = _with_other(tuple(policy.errors))
-    # name -> {property: (type, allowed values)}
-    events: dict[str, dict[str, tuple[str, frozenset[Any]]]] = {}
-    for name, edef in policy.events.items():
-        events[name] = {}
-        for p in edef.properties.values():
-            if p.type == "enum":
-                events[name][p.name] = ("enum", _with_other(p.values))
-            elif p.type == "bool":
-                events[name][p.name] = ("bool", frozenset())
-            else:
-                events[name][p.name] = ("bucket", frozenset((0, *p.buckets)))
+    events = property_table(policy)
     commands = command_table(policy)
 
     def integer(event: dict[str, Any], key: str, low: int, high: int) -> bool:
@@ -222,16 +234,10 @@ def compile_policy(policy: Policy) -> Checker:
             if spec is None:
                 return 0
             ptype, values = spec
-            if ptype == "enum":
-                if type(item) is not str or item not in values:
-                    return 0
-            elif ptype == "bool":
-                if type(item) is not bool:
-                    return 0
-            elif type(item) is int:
+            if type(item) is ptype:
                 if item not in values:
                     return 0
-            elif type(item) is float and item.is_integer() and int(item) in values:
+            elif ptype is int and type(item) is float and item.is_integer() and int(item) in values:
                 given[key] = int(item)
             else:
                 return 0
