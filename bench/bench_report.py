@@ -122,6 +122,9 @@ def raw_figures(url: str, last_day: int) -> Callable[[], Any]:
         from optin.storage.sqlite import path_from_url
 
         db = sqlite3.connect(path_from_url(url))
+        # The collector keeps no index on time (purges use event_spans); the baseline gets
+        # one, so the raw figures are as fast as an index makes them.
+        db.execute("CREATE INDEX IF NOT EXISTS bench_app_time ON events (app, time)")
         return lambda: [db.execute(sql, params).fetchall() for sql in _SQLITE.values()]
     import psycopg
 

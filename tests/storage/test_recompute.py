@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.storage.helpers import POLICY, T0, recompute, snapshot
+from tests.storage.test_sqlite_spans import uncovered
 from tests.strategies import valid_events
 
 from optin.storage import Storage, StoreResult, open_storage
 from optin.storage.base import prepare
+from optin.storage.sqlite import SQLiteStorage
 
 _SESSIONS = ["0" * 16, "1" * 16]
 _HOURS = 24 * 40  # forty days: crosses a month, so PostgreSQL sees several partitions
@@ -89,6 +91,8 @@ def check(db: Storage, app: str, pool: list[dict[str, Any]], steps: list[Any]) -
     assert snapshot(db, app) == recompute(accepted)
     key = lambda ev: (ev["time"], ev["id"])  # noqa: E731
     assert sorted(db.raw_events(app), key=key) == sorted(kept.values(), key=key)
+    if isinstance(db, SQLiteStorage):
+        assert uncovered(Path(db.path)) == [], "an event outside every span would never be purged"
 
 
 def _property(storage_url: str, prefix: str, examples: int) -> None:
@@ -122,3 +126,8 @@ def test_rollups_equal_recomputation_long(storage_url: str) -> None:
 def test_rollups_equal_recomputation_with_a_merge_every_few_events(tmp_path: Path) -> None:
     """SQLite's ids in memory and in ``event_ids`` give the same answers as one index."""
     _property(f"sqlite:///{tmp_path / 'optin.db'}?merge_every=3", "merge", 25)
+
+
+def test_rollups_and_purges_with_spans_of_a_few_rows(tmp_path: Path) -> None:
+    """Many small spans, each shared by the examples' apps: purges still delete exactly."""
+    _property(f"sqlite:///{tmp_path / 'optin.db'}?span_rows=3", "spans", 25)

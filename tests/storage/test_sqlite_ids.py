@@ -125,5 +125,8 @@ def test_a_database_from_before_event_ids_keeps_its_events_and_ids(tmp_path: Pat
     db = sqlite3.connect(path)
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     db.close()
-    assert "events_app_time" in indexes
+    assert "events_app_time" not in indexes, "migration 0003 drops it: purges use spans"
     assert not any(name.startswith("sqlite_autoindex_events") for name in indexes)
+    with open_storage(f"sqlite:///{path}") as storage:  # the spans made by the migration
+        assert storage.purge(APP, T0 + 3600) == 3  # everything at hour 0
+        assert storage.raw_events(APP) == [command(2, hour=1)]

@@ -105,7 +105,38 @@ def sqlite_0002_event_ids(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO id_merge SELECT coalesce(max(rowid), 0), 0 FROM events")
 
 
-SQLITE: list[Callable[[sqlite3.Connection], None]] = [sqlite_0001_initial, sqlite_0002_event_ids]
+def sqlite_0003_event_spans(db: sqlite3.Connection) -> None:
+    """Find the events to purge through ``event_spans`` instead of an index on ``(app, time)``.
+
+    Every new event cost that index an insert (about 1 µs of the storage process's 7, and its
+    pages in every commit). A span is a rowid range holding some of an app's events and the
+    oldest time among them: a purge visits only the spans older than its horizon. Each span
+    written here covers at most 65,536 rowids, as the collector writes them.
+    """
+    db.execute(
+        """
+        CREATE TABLE event_spans (
+            app TEXT NOT NULL,
+            low INTEGER NOT NULL,
+            high INTEGER NOT NULL,
+            oldest INTEGER NOT NULL,
+            PRIMARY KEY (app, low)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX event_spans_oldest ON event_spans (app, oldest)")
+    db.execute(
+        "INSERT INTO event_spans SELECT app, min(rowid), max(rowid), min(time) FROM events "
+        "GROUP BY app, rowid >> 16"
+    )
+    db.execute("DROP INDEX events_app_time")
+
+
+SQLITE: list[Callable[[sqlite3.Connection], None]] = [
+    sqlite_0001_initial,
+    sqlite_0002_event_ids,
+    sqlite_0003_event_spans,
+]
 
 
 def apply_sqlite(db: sqlite3.Connection) -> list[str]:
