@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tests.storage.helpers import POLICY
 from tests.strategies import valid_events
 
-from optin.analytics.rollups import Key, _text, deltas, duration_bucket
+from optin.analytics.rollups import Key, _bucket_text, _text, deltas, duration_bucket
 
 
 def plain_deltas(events: list[dict[str, Any]]) -> Counter[Key]:
@@ -68,3 +68,17 @@ def test_deltas_count_every_key_of_every_event(events: list[dict[str, Any]], rnd
     rnd.shuffle(batch)
     assert deltas(batch) == plain_deltas(batch)
     assert all(n > 0 for n in deltas(batch).values())
+
+
+@given(
+    st.one_of(
+        st.integers(0, 70_000),
+        st.integers(0, 10**7),
+        st.integers(0, 70_000).map(float),
+    )
+)
+def test_remembered_bucket_texts_equal_the_formula(ms: int | float) -> None:
+    """Durations under a minute take their bucket's text from a table; the same text."""
+    assert _bucket_text(ms) == str(duration_bucket(int(ms)))
+    assert _bucket_text(59_999) == str(duration_bucket(59_999))
+    assert _bucket_text(0) == "0"

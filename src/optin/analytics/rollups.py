@@ -46,6 +46,7 @@ does not depend on the order in which events arrive.
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -135,6 +136,16 @@ _YES_NO = {True: "yes", False: "no"}
 _MARGINALS = {"command": "platform_runs", "active:day": "platform_active"}
 
 
+#: The text of each duration's histogram bucket, for durations under a minute (most runs).
+_BUCKET_TEXT = [sys.intern(str(duration_bucket(ms))) for ms in range(60_000)]
+
+
+def _bucket_text(ms: int | float) -> str:
+    if type(ms) is int and 0 <= ms < 60_000:
+        return _BUCKET_TEXT[ms]
+    return str(duration_bucket(int(ms)))
+
+
 def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
     """The rollup counts these (new, validated) events add; struggle is separate.
 
@@ -170,7 +181,7 @@ def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:
                     tuple(ev["dimensions"].items()),
                 )
             )
-            whens.append((day, "duration", cmd, str(duration_bucket(int(ev["duration_ms"])))))
+            whens.append((day, "duration", cmd, _bucket_text(ev["duration_ms"])))
         elif kind == "event":
             name = ev["name"]
             key: Key = (day, "event", name, "")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,6 +62,7 @@ MAX_JSON_BYTES = 8 << 20
 #: values or properties); twice that leaves room for junk in refused events.
 MAX_CONTAINERS = 2 + 8 * MAX_BATCH_EVENTS
 _BATCH_KEYS = frozenset(("app", "policy_version", "events"))
+_TIME = itemgetter("time")
 
 
 def _show(value: object) -> str:
@@ -299,7 +301,8 @@ def _parse_fast(raw: bytes, policies: Policies, now: float) -> Batch | None:
         return None
     batch = Batch(envelope.app, compiled.policy)
     earliest, latest = _window(batch.policy, now)
-    if all(earliest <= e["time"] <= latest for e in events):
+    times = list(map(_TIME, events))  # a C loop; the batch is valid as a whole
+    if times and earliest <= min(times) and max(times) <= latest:
         batch.valid = events
         return batch
     for index, event in enumerate(events):

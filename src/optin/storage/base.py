@@ -130,8 +130,17 @@ def prepare(
     ``checked``: the events come from the collector's validators, which leave no integral
     float in an integer field; the search for them is skipped.
     """
+    rows, kept, duplicates, conflicts = _prepare(app, events, checked)
+    return [Prepared(row, ev) for row, ev in zip(rows, kept, strict=True)], duplicates, conflicts
+
+
+def _prepare(
+    app: str, events: Sequence[Mapping[str, Any]], checked: bool
+) -> tuple[list[Row], list[Mapping[str, Any]], int, int]:
+    """:func:`prepare` as two lists, rows and canonical events (the collector's hot path)."""
     seen: dict[bytes, bytes] = {}
-    out: list[Prepared] = []
+    rows: list[Row] = []
+    kept: list[Mapping[str, Any]] = []
     duplicates = conflicts = 0
     dumps, opt = orjson.dumps, orjson.OPT_SORT_KEYS
     # Copying an empty hash and feeding it is 0.3 µs cheaper than blake2b(data, digest_size=8):
@@ -143,14 +152,12 @@ def prepare(
     for ev in events:
         if not checked and _has_float(ev):
             ev = _canonical(ev)
-        get = ev.get
         # orjson returns its output in an ~8 KiB block whatever the length: the sliced copy
         # is right-sized, so a prepared 1,000-event batch holds 0.6 MB, not 7.8 MB.
         keyed = prefix + dumps(ev, option=opt)
         hasher = empty.copy()
         hasher.update(keyed)
         digest = hasher.digest()
-        body = keyed[cut:]
         ident = fromhex(ev["id"])
         previous = seen.get(ident)
         if previous is not None:
@@ -161,21 +168,14 @@ def prepare(
             continue
         seen[ident] = digest
         kind = ev["kind"]
-        subject = (
-            ev["command"] if kind == "command" else ev["name"] if kind == "event" else ev["period"]
-        )
-        row = (
-            ident,
-            ev["time"],
-            kind,
-            str(subject),
-            get("outcome"),
-            get("duration_ms"),
-            digest,
-            body,
-        )
-        out.append(Prepared(row, ev))
-    return out, duplicates, conflicts
+        if kind == "command":
+            row = (ident, ev["time"], kind, ev["command"], ev["outcome"], ev["duration_ms"])
+        else:
+            subject = ev["name"] if kind == "event" else ev["period"]
+            row = (ident, ev["time"], kind, subject, None, None)
+        rows.append((*row, digest, keyed[cut:]))
+        kept.append(ev)
+    return rows, kept, duplicates, conflicts
 
 
 def classify(
@@ -223,11 +223,10 @@ def prepare_batch(
     app: str, events: Sequence[Mapping[str, Any]], checked: bool = False
 ) -> PreparedBatch:
     """Canonical rows, in-batch repeats, rollup deltas and session states of one batch."""
-    prepared, duplicates, conflicts = prepare(app, events, checked)
-    fresh = [p.event for p in prepared]
+    rows, fresh, duplicates, conflicts = _prepare(app, events, checked)
     return PreparedBatch(
         app,
-        [p.row for p in prepared],
+        rows,
         duplicates,
         conflicts,
         [(*key, n) for key, n in deltas(fresh).items()],
