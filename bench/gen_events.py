@@ -94,15 +94,11 @@ class _SQLite(_Sink):
         self.db.execute("COMMIT")
 
     def close(self) -> None:
-        from optin.storage.sqlite import merge_ids
+        from optin.storage.sqlite import merge_ids, span_loaded_rows
 
         self.db.execute("BEGIN")
         merge_ids(self.db)  # the loaded ids into event_ids, as the collector's merges do
-        self.db.execute(  # and the spans a purge looks for them in (as migration 0003)
-            "INSERT INTO event_spans SELECT app, min(rowid), max(rowid), min(time) FROM events "
-            "WHERE rowid > (SELECT coalesce(max(high), 0) FROM event_spans) "
-            "GROUP BY app, rowid >> 16"
-        )
+        span_loaded_rows(self.db)  # and the spans a purge finds them through
         self.db.execute("COMMIT")
         self.db.execute("ANALYZE")
         self.db.execute("PRAGMA journal_mode = WAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,15 @@ def recompute(events: list[dict[str, Any]]) -> Counter[Key]:
     _, moved = struggle_deltas({}, session_states(events))
     out.update(moved)
     return out
+
+
+def uncovered(path: Path) -> list[tuple[str, int]]:
+    """(app, rowid) of every event that no span of its app covers with an early enough time."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT app, rowid FROM events AS e WHERE NOT EXISTS (SELECT 1 FROM event_spans AS s "
+            "WHERE s.app = e.app AND e.rowid BETWEEN s.low AND s.high AND s.oldest <= e.time)"
+        ).fetchall()
+    finally:
+        db.close()

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.storage.helpers import POLICY, T0, recompute, snapshot
-from tests.storage.test_sqlite_spans import uncovered
+from tests.storage.helpers import POLICY, T0, recompute, snapshot, uncovered
 from tests.strategies import valid_events
 
 from optin.storage import Storage, StoreResult, open_storage

@@ -11,24 +11,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.storage.helpers import APP, T0, active, command
+from tests.storage.helpers import APP, T0, active, command, uncovered
 
 from optin.storage import open_storage
-from optin.storage.sqlite import SQLiteStorage
+from optin.storage.base import prepare
+from optin.storage.sqlite import SQLiteStorage, span_loaded_rows
 
 OTHER = "other-app"
-
-
-def uncovered(path: Path) -> list[tuple[str, int]]:
-    """(app, rowid) of every event that no span of its app covers with an early enough time."""
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(
-            "SELECT app, rowid FROM events AS e WHERE NOT EXISTS (SELECT 1 FROM event_spans AS s "
-            "WHERE s.app = e.app AND e.rowid BETWEEN s.low AND s.high AND s.oldest <= e.time)"
-        ).fetchall()
-    finally:
-        db.close()
 
 
 def spans(path: Path) -> list[tuple[str, int, int, int]]:
@@ -84,3 +73,25 @@ def test_rowids_reused_after_purging_the_newest_rows_are_covered(tmp_path: Path)
         assert uncovered(path) == []
         assert db.purge(APP, T0 + 30 * 3600) == 2
         assert [e["id"] for e in db.raw_events(APP)] == [f"{1:032x}"]
+
+
+def test_rows_loaded_in_bulk_are_covered_and_purged(tmp_path: Path) -> None:
+    """``span_loaded_rows``, as ``bench/gen_events.py`` calls it after writing events directly."""
+    path = tmp_path / "o.db"
+    with open_storage(f"sqlite:///{path}") as db:
+        db.store(APP, [command(1, hour=40)])  # a span already there: only rows above it
+    loaded = [command(n, hour=n % 30) for n in range(2, 40)]
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("BEGIN")
+    raw.executemany(
+        "INSERT INTO events (app, id, time, kind, subject, outcome, duration_ms, hash, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(APP, *p.row) for p in prepare(APP, loaded)[0]],
+    )
+    raw.execute("COMMIT")
+    assert uncovered(path), "loaded rows are outside every span until they are covered"
+    span_loaded_rows(raw)
+    raw.close()
+    assert uncovered(path) == []
+    with open_storage(f"sqlite:///{path}") as db:
+        assert db.purge(APP, T0 + 10 * 3600) == sum(ev["time"] < T0 + 10 * 3600 for ev in loaded)

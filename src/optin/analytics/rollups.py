@@ -136,14 +136,19 @@ _YES_NO = {True: "yes", False: "no"}
 _MARGINALS = {"command": "platform_runs", "active:day": "platform_active"}
 
 
-#: The text of each duration's histogram bucket, for durations under a minute (most runs).
-_BUCKET_TEXT = [sys.intern(str(duration_bucket(ms))) for ms in range(60_000)]
+#: The text of each duration's histogram bucket, remembered for whole durations under a minute
+#: (most runs; at most 60,000 entries), filled as they are met: a table built at import cost
+#: every server-side process 11-19 ms.
+_BUCKET_TEXT: dict[int | float, str] = {}
 
 
 def _bucket_text(ms: int | float) -> str:
-    if type(ms) is int and 0 <= ms < 60_000:
-        return _BUCKET_TEXT[ms]
-    return str(duration_bucket(int(ms)))
+    text = _BUCKET_TEXT.get(ms)
+    if text is None:
+        text = str(duration_bucket(int(ms)))
+        if type(ms) is int and 0 <= ms < 60_000:
+            _BUCKET_TEXT[ms] = sys.intern(text)
+    return text
 
 
 def deltas(events: Iterable[Mapping[str, Any]]) -> Counter[Key]:

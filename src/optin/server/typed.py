@@ -121,7 +121,7 @@ def compile_fast(policy: Policy) -> FastCheck:
     # Only the type's keys reach a dict (the caller's colon count catches a dropped one): a
     # kind's keys are right when it has all its required ones and, besides them, only its
     # optional ones (counted: fewer look-ups than comparing the keys with the allowed set).
-    required = {kind: (req, len(req), tuple(opt)) for kind, (req, opt) in KEYS.items()}
+    keysets = {kind: (req, len(req), tuple(opt)) for kind, (req, opt) in KEYS.items()}
     commands = command_table(policy)
     custom = property_table(policy)
     decode = msgspec.json.Decoder(
@@ -135,7 +135,7 @@ def compile_fast(policy: Policy) -> FastCheck:
         kind = ev.get("kind")  # when present, one of KINDS (the type says so)
         if kind is None:
             return 0
-        needed, count, optional = required[kind]
+        needed, count, optional = keysets[kind]
         if not ev.keys() >= needed:
             return 0
         for key in optional:

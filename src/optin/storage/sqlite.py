@@ -60,7 +60,7 @@ from optin.storage.base import (
 )
 from optin.storage.migrations import apply_sqlite
 
-__all__ = ["MERGE_EVERY", "SQLiteStorage", "merge_ids", "path_from_url"]
+__all__ = ["MERGE_EVERY", "SQLiteStorage", "merge_ids", "path_from_url", "span_loaded_rows"]
 
 _CHUNK = 500
 MERGE_EVERY = 100_000
@@ -97,6 +97,18 @@ def merge_ids(db: sqlite3.Connection) -> None:
     db.execute(
         "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events), "
         "generation = generation + 1"
+    )
+
+
+def span_loaded_rows(db: sqlite3.Connection) -> None:
+    """Cover the rows above every span with spans of 65,536 rowids at most (per app).
+
+    For bulk loaders that write ``events`` directly, so that purges find what they loaded.
+    """
+    db.execute(
+        "INSERT INTO event_spans SELECT app, min(rowid), max(rowid), min(time) FROM events "
+        "WHERE rowid > (SELECT coalesce(max(high), 0) FROM event_spans) "
+        f"GROUP BY app, rowid / {SPAN_ROWS}"
     )
 
 
