@@ -15,7 +15,7 @@ Everything runs on loopback, in this run, on this machine:
   ``coll/store`` shows how close the collector gets to it; the collector no longer keeps a
   unique index, so ``raw+uniq`` is what deduplicating with one would cost at least);
 - ``no-store``: ``bench/null_collector.py``, the collector with a storage that stores nothing:
-  the cost of HTTP, decoding and validation alone.
+  the cost of HTTP, decoding, validation and preparing the rows alone.
 - ``busy``: CPU time over wall time of the collector's worker and of its storage process while
   the collector was measured: which of the two limits it.
 
@@ -30,7 +30,8 @@ process: a fixed number of requests over 8 keep-alive connections (raw asyncio s
 prepared before the clock starts; it stops by itself.
 Budgets (issue 4): batch 100 >= 100,000 events/s and >= 60 % of bare; collector peak RSS < 150 MB.
 With ``--postgres`` it also starts a throwaway PostgreSQL server and measures ``optin serve
---workers 2`` on it at batch 100, beside COPY and executemany of the same rows.
+--workers 2`` on it at batch 100 (over 8 connections, then 32), beside COPY (one transaction
+per 100 rows) and executemany of the same rows; ``--sizes ""`` skips SQLite.
 """
 
 from __future__ import annotations
@@ -172,22 +173,27 @@ async def _connection(port: int, queue: list[bytes], statuses: dict[int, int]) -
         writer.close()
 
 
-def loadgen(port: int, size: int, requests: int, seed: int) -> dict[str, Any]:
+def loadgen(
+    port: int, size: int, requests: int, seed: int, connections: int = CONNECTIONS
+) -> dict[str, Any]:
     queue = bodies(size, requests, seed)
     statuses: dict[int, int] = {}
 
     async def main() -> float:
         start = time.perf_counter()
-        await asyncio.gather(*(_connection(port, queue, statuses) for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(_connection(port, queue, statuses) for _ in range(connections)))
         return time.perf_counter() - start
 
     seconds = asyncio.run(main())
     return {"events": size * requests, "seconds": seconds, "statuses": statuses}
 
 
-def run_loadgen(port: int, size: int, requests: int, seed: int) -> dict[str, Any]:
+def run_loadgen(
+    port: int, size: int, requests: int, seed: int, connections: int = CONNECTIONS
+) -> dict[str, Any]:
+    argv = [str(port), str(size), str(requests), str(seed), str(connections)]
     out = subprocess.run(
-        [sys.executable, __file__, "--loadgen", str(port), str(size), str(requests), str(seed)],
+        [sys.executable, __file__, "--loadgen", *argv],
         capture_output=True,
         text=True,
         check=False,
@@ -315,10 +321,15 @@ def postgres(tmp: Path, events: int) -> None:
         proc = start(argv, port, tmp / "pg-collector.log")
         try:
             time.sleep(1.0)  # both workers up
-            result = run_loadgen(port, size, requests, seed=7)
+            run_loadgen(port, size, max(20, requests // 20), seed=6)
+            # 8 connections as for SQLite, and 32: each worker's storage process writes one
+            # transaction at a time, so more requests in flight make larger groups.
+            results = {
+                connections: run_loadgen(port, size, requests, 7 + connections, connections)
+                for connections in (CONNECTIONS, 32)
+            }
         finally:
             stop(proc)
-        rate = result["events"] / result["seconds"]
         batches = [orjson.loads(b) for b in bodies(size, requests, seed=8)]
         with psycopg.connect(raw_url, autocommit=True) as conn:
             conn.execute("CREATE TABLE raw (id text, app text, time bigint, body jsonb)")
@@ -343,11 +354,14 @@ def postgres(tmp: Path, events: int) -> None:
                         ],
                     )
             many_rate = size * max(1, len(batches) // 5) / (time.perf_counter() - start_t)
-        print(
-            f"postgres, 2 workers, batch 100: {rate:>9,.0f} events/s "
-            f"(statuses {result['statuses']}); raw COPY {copy_rate:,.0f} rows/s "
-            f"({rate / copy_rate:.0%}), raw executemany {many_rate:,.0f} rows/s"
-        )
+        for connections, result in results.items():
+            rate = result["events"] / result["seconds"]
+            print(
+                f"postgres, 2 workers, batch 100, {connections} connections: {rate:>9,.0f} "
+                f"events/s (statuses {result['statuses']}); raw COPY {copy_rate:,.0f} rows/s "
+                f"({rate / copy_rate:.0%})"
+            )
+        print(f"postgres raw executemany: {many_rate:,.0f} rows/s")
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -369,113 +383,116 @@ def main() -> int:
         action="store_true",
         help="draw platform and session per event, not per batch (worst case for rollups)",
     )
-    parser.add_argument("--loadgen", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--loadgen", nargs=5, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
-        port, size, requests, seed = args.loadgen
-        print(json.dumps(loadgen(port, size, requests, seed)))
+        print(json.dumps(loadgen(*args.loadgen)))
         return 0
 
     if args.mixed:
         global MIXED
         MIXED = True
         os.environ["OPTIN_BENCH_MIXED"] = "1"
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="optin-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        c_port, b_port = free_port(), free_port()
-        c_url = f"sqlite:///{tmp / 'collector.db'}"
-        collector = start(
-            [
-                *(sys.executable, "-m", "optin", "serve", "--db", c_url),
-                *("--policies", str(POLICY), "--port", str(c_port), "--rate-limit", "0"),
-            ],
-            c_port,
-            tmp / "collector.log",
-        )
-        bare = start(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "bare_endpoint.py"),
-                str(b_port),
-                str(tmp / "b.db"),
-            ],
-            b_port,
-            tmp / "bare.log",
-        )
-        n_port = free_port()
-        null = start(
-            [sys.executable, str(ROOT / "bench" / "null_collector.py"), str(n_port)],
-            n_port,
-            tmp / "null.log",
-        )
-        rows = []
-        try:
-            for i, size in enumerate(sizes):
-                requests = max(200, args.events // size) if size > 1 else args.events // 10
-                # warm-up, then collector and bare on fresh ids, in turn
-                run_loadgen(c_port, size, max(20, requests // 20), seed=1000 + i)
-                run_loadgen(b_port, size, max(20, requests // 20), seed=2000 + i)
-                c_runs, b_runs = [], []
-                for r in range(args.rounds):  # alternated: both see the same phase of the VM
-                    before = cpu_seconds(collector.pid)
-                    c = run_loadgen(c_port, size, requests, seed=i + 10_000 * r)
-                    after = cpu_seconds(collector.pid)
-                    c["cpu"] = [b - a for a, b in zip(before, after, strict=True)]
-                    c_runs.append(c)
-                    b_runs.append(run_loadgen(b_port, size, requests, seed=100 + i + 10_000 * r))
-                n = run_loadgen(n_port, size, requests, seed=200 + i)
-                rows.append((size, requests, c_runs, b_runs, n))
-            rss = peak_rss_mb(collector.pid)
-        finally:
-            stop(collector)
-            stop(bare)
-            stop(null)
-
-        print(f"ingest over loopback, 1 worker, SQLite, {CONNECTIONS} connections, events/s:")
-        print(
-            f"{'batch':>6} {'requests':>9} {'collector':>10} {'bare':>10} {'ratio':>6} "
-            f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10} "
-            f"{'busy':>9}"
-        )
-        for size, requests, c_runs, b_runs, n in rows:
-            n_rate = n["events"] / n["seconds"]
-            c_rates = [c["events"] / c["seconds"] for c in c_runs]
-            b_rates = [b["events"] / b["seconds"] for b in b_runs]
-            c_rate, b_rate = statistics.median(c_rates), statistics.median(b_rates)
-            # The median of each round's own ratio: steadier than a ratio of medians.
-            ratio = statistics.median(c / b for c, b in zip(c_rates, b_rates, strict=True))
-            seconds = sum(c["seconds"] for c in c_runs)
-            busy = "/".join(
-                f"{sum(part) / seconds:.0%}"
-                for part in zip(*(c["cpu"] for c in c_runs), strict=True)
-            )
-            statuses: dict[str, int] = {}
-            for c in c_runs:
-                for k, v in c["statuses"].items():
-                    statuses[k] = statuses.get(k, 0) + v
-            raw = raw_sqlite(size, requests, 300 + size, tmp / f"raw-{size}.db", unique=False)
-            uniq = raw_sqlite(size, requests, 400 + size, tmp / f"uniq-{size}.db", unique=True)
-            store = raw_store(f"sqlite:///{tmp / f'store-{size}.db'}", size, requests, 500 + size)
-            bad = {k: v for k, v in statuses.items() if k != "200"}
-            print(
-                f"{size:>6} {requests:>9} {c_rate:>10,.0f} {b_rate:>10,.0f} "
-                f"{ratio:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
-                f"{c_rate / store:>10.0%} {n_rate:>10,.0f} {busy:>9}"
-                + (f"  non-200: {bad}" if bad else "")
-            )
-            if len(c_rates) > 1:
-                print(
-                    f"{'':>6} rounds: collector {', '.join(f'{r:,.0f}' for r in c_rates)}; "
-                    f"bare {', '.join(f'{r:,.0f}' for r in b_rates)}"
-                )
-        print(
-            f"collector peak RSS: {sum(rss):.0f} MB "
-            f"({' + '.join(f'{mb:.0f}' for mb in rss)}: worker + storage process)"
-        )
+        if sizes:
+            sqlite_sizes(tmp, sizes, args.events, args.rounds)
         if args.postgres:
             postgres(tmp, args.events)
     return 0
+
+
+def sqlite_sizes(tmp: Path, sizes: list[int], events: int, rounds: int) -> None:
+    c_port, b_port = free_port(), free_port()
+    c_url = f"sqlite:///{tmp / 'collector.db'}"
+    collector = start(
+        [
+            *(sys.executable, "-m", "optin", "serve", "--db", c_url),
+            *("--policies", str(POLICY), "--port", str(c_port), "--rate-limit", "0"),
+        ],
+        c_port,
+        tmp / "collector.log",
+    )
+    bare = start(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bare_endpoint.py"),
+            str(b_port),
+            str(tmp / "b.db"),
+        ],
+        b_port,
+        tmp / "bare.log",
+    )
+    n_port = free_port()
+    null = start(
+        [sys.executable, str(ROOT / "bench" / "null_collector.py"), str(n_port)],
+        n_port,
+        tmp / "null.log",
+    )
+    rows = []
+    try:
+        for i, size in enumerate(sizes):
+            requests = max(200, events // size) if size > 1 else events // 10
+            # warm-up, then collector and bare on fresh ids, in turn
+            run_loadgen(c_port, size, max(20, requests // 20), seed=1000 + i)
+            run_loadgen(b_port, size, max(20, requests // 20), seed=2000 + i)
+            c_runs, b_runs = [], []
+            for r in range(rounds):  # alternated: both see the same phase of the VM
+                before = cpu_seconds(collector.pid)
+                c = run_loadgen(c_port, size, requests, seed=i + 10_000 * r)
+                after = cpu_seconds(collector.pid)
+                c["cpu"] = [b - a for a, b in zip(before, after, strict=True)]
+                c_runs.append(c)
+                b_runs.append(run_loadgen(b_port, size, requests, seed=100 + i + 10_000 * r))
+            n = run_loadgen(n_port, size, requests, seed=200 + i)
+            rows.append((size, requests, c_runs, b_runs, n))
+        rss = peak_rss_mb(collector.pid)
+    finally:
+        stop(collector)
+        stop(bare)
+        stop(null)
+
+    print(f"ingest over loopback, 1 worker, SQLite, {CONNECTIONS} connections, events/s:")
+    print(
+        f"{'batch':>6} {'requests':>9} {'collector':>10} {'bare':>10} {'ratio':>6} "
+        f"{'raw':>10} {'raw+uniq':>10} {'store()':>10} {'coll/store':>10} {'no-store':>10} "
+        f"{'busy':>9}"
+    )
+    for size, requests, c_runs, b_runs, n in rows:
+        n_rate = n["events"] / n["seconds"]
+        c_rates = [c["events"] / c["seconds"] for c in c_runs]
+        b_rates = [b["events"] / b["seconds"] for b in b_runs]
+        c_rate, b_rate = statistics.median(c_rates), statistics.median(b_rates)
+        # The median of each round's own ratio: steadier than a ratio of medians.
+        ratio = statistics.median(c / b for c, b in zip(c_rates, b_rates, strict=True))
+        seconds = sum(c["seconds"] for c in c_runs)
+        busy = "/".join(
+            f"{sum(part) / seconds:.0%}" for part in zip(*(c["cpu"] for c in c_runs), strict=True)
+        )
+        statuses: dict[str, int] = {}
+        for c in c_runs:
+            for k, v in c["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        raw = raw_sqlite(size, requests, 300 + size, tmp / f"raw-{size}.db", unique=False)
+        uniq = raw_sqlite(size, requests, 400 + size, tmp / f"uniq-{size}.db", unique=True)
+        store = raw_store(f"sqlite:///{tmp / f'store-{size}.db'}", size, requests, 500 + size)
+        bad = {k: v for k, v in statuses.items() if k != "200"}
+        print(
+            f"{size:>6} {requests:>9} {c_rate:>10,.0f} {b_rate:>10,.0f} "
+            f"{ratio:>6.0%} {raw:>10,.0f} {uniq:>10,.0f} {store:>10,.0f} "
+            f"{c_rate / store:>10.0%} {n_rate:>10,.0f} {busy:>9}"
+            + (f"  non-200: {bad}" if bad else "")
+        )
+        if len(c_rates) > 1:
+            print(
+                f"{'':>6} rounds: collector {', '.join(f'{r:,.0f}' for r in c_rates)}; "
+                f"bare {', '.join(f'{r:,.0f}' for r in b_rates)}"
+            )
+    print(
+        f"collector peak RSS: {sum(rss):.0f} MB "
+        f"({' + '.join(f'{mb:.0f}' for mb in rss)}: worker + storage process)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The collector with a storage that stores nothing: what HTTP, decoding and validation cost alone.
+"""The collector with a storage that stores nothing: what HTTP, validation and preparing cost.
 
     python bench/null_collector.py PORT
 
@@ -19,6 +19,7 @@ import uvicorn
 from optin.server.app import create_app
 from optin.server.run import server_options
 from optin.storage import StoreResult
+from optin.storage.base import PreparedBatch
 
 POLICY = Path(__file__).resolve().parents[1] / "tests" / "data" / "policy.toml"
 
@@ -27,8 +28,8 @@ class NullStorage:
     def store(self, app: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         return StoreResult(len(events), 0, 0)
 
-    def store_many(self, batches: Sequence[tuple[str, Sequence[Any]]]) -> list[StoreResult]:
-        return [StoreResult(len(events), 0, 0) for _, events in batches]
+    def store_prepared(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
+        return [StoreResult(len(b.rows), b.duplicates, b.conflicts) for b in batches]
 
     def ping(self) -> None:
         pass

@@ -107,8 +107,8 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'optin.db'}"
+def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path, storage_url: str) -> None:
+    url = storage_url
     server = ProcessServer(tmp_path, url, "--rate-limit", "0").start()
     senders = [Sender(server.url) for _ in range(3)]
     try:
@@ -162,8 +162,10 @@ def test_sigkill_mid_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert set(stored) == every_id and max(stored.values()) == 1
 
 
-def test_sigterm_finishes_in_flight_work_and_exits_quickly(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'optin.db'}"
+def test_sigterm_finishes_in_flight_work_and_exits_quickly(
+    tmp_path: Path, storage_url: str
+) -> None:
+    url = storage_url
     server = ProcessServer(tmp_path, url, "--rate-limit", "0").start()
     senders = [Sender(server.url) for _ in range(3)]
     for s in senders:

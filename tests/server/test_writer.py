@@ -8,7 +8,7 @@ import fcntl
 import os
 import signal
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.server.writer import Writer
 from optin.storage import StoreResult, open_storage
-from optin.storage.base import prepare_batch
+from optin.storage.base import PreparedBatch, prepare_batch
 from optin.storage.process import encode_frame
 from optin.storage.sqlite import SQLiteStorage
 
@@ -30,9 +30,9 @@ class Recording(SQLiteStorage):
 
     groups: ClassVar[list[int]] = []
 
-    def store_many(self, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> Any:
+    def store_prepared(self, batches: Sequence[PreparedBatch]) -> Any:
         Recording.groups.append(len(batches))
-        return super().store_many(batches)
+        return super().store_prepared(batches)
 
 
 def _together(writer: Writer, first: dict[str, Any]) -> list[StoreResult]:

@@ -6,13 +6,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
 from tests.conftest import PgServer
-from tests.storage.helpers import APP, command, recompute, snapshot
+from tests.storage.helpers import APP, T0, command, recompute, snapshot
 
 from optin.storage import StorageUnavailable, StoreResult, open_storage
+from optin.storage.base import prepare_batch
 from optin.storage.migrations import POSTGRES
 
 _OPEN = """
@@ -111,3 +113,64 @@ def _partitions(url: str) -> list[str]:
                 "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
             )
         ]
+
+
+def _insert_elsewhere(conn: psycopg.Connection[Any], event: dict[str, Any]) -> None:
+    """Another collector's transaction storing ``event`` (its raw row only), not committed."""
+    row = prepare_batch(APP, [event]).rows[0]
+    ident, when, *middle, body = row
+    conn.execute(
+        "INSERT INTO events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (ident, APP, when // 86400, when, *middle, body.decode()),
+    )
+
+
+@pytest.mark.parametrize("theirs", ["same", "other"])
+def test_an_id_another_collector_stores_meanwhile_is_counted_once(pg_url: str, theirs: str) -> None:
+    """Its copy is not committed when we look our ids up; our insert waits on it, fails once it
+    commits, and the transaction is tried again: a duplicate (or a conflict), never an error."""
+    mine = command(1)
+    with open_storage(pg_url) as db:
+        db.store(APP, [command(0)])  # the month's partition exists
+        with psycopg.connect(pg_url) as other, ThreadPoolExecutor(1) as pool:
+            _insert_elsewhere(other, mine if theirs == "same" else {**mine, "duration_ms": 7})
+            storing = pool.submit(db.store, APP, [mine, command(2)])
+            time.sleep(0.5)
+            assert not storing.done(), "our insert waits for their transaction"
+            other.commit()
+            result = storing.result(timeout=15)
+        assert result == (StoreResult(1, 1, 0) if theirs == "same" else StoreResult(1, 0, 1))
+        stored = [e["id"] for e in db.raw_events(APP)]
+        assert sorted(stored) == [command(i)["id"] for i in range(3)]
+        # Only what this store accepted was counted (their side wrote no rollups).
+        assert snapshot(db) == recompute([command(0), command(2)])
+
+
+def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
+    """A database made before postgres_0002 keeps its events and purges as before."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at double precision)"
+        )
+        with conn.transaction(), conn.cursor() as cur:
+            POSTGRES[0](cur)
+            cur.execute("INSERT INTO optin_migrations VALUES (%s, 0)", (POSTGRES[0].__name__,))
+            cur.execute(
+                f"CREATE TABLE events_p202601 PARTITION OF events FOR VALUES FROM "
+                f"({T0 // 86400 - 4}) TO ({T0 // 86400 + 27})"
+            )
+        _insert_elsewhere(conn, command(0))
+        _insert_elsewhere(conn, command(1, hour=48))
+    with open_storage(pg_url) as db:
+        assert db.store(APP, [command(0), command(2, hour=72)]) == StoreResult(1, 1, 0)
+        assert db.purge(APP, T0 + 48 * 3600) == 1
+        assert [e["id"] for e in db.raw_events(APP)] == [command(1)["id"], command(2)["id"]]
+    with psycopg.connect(pg_url) as conn:
+        indexes = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'"
+            ).fetchall()
+        )
+    assert "events_app_day" not in indexes
+    assert 'USING brin ("time")' in indexes["events_time"]

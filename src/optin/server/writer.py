@@ -2,29 +2,32 @@
 
 ``store`` returns once the batch is committed: a client is answered only once its batch is durable.
 
-PostgreSQL: the calls run on a small thread pool (one thread per pooled connection), so the loop
-keeps parsing while the server works. When ``max_pending`` batches already wait, more are refused
-with 503 + ``Retry-After`` at once instead of queueing without bound.
-
-SQLite: the calls run in a storage process (:mod:`optin.storage.process`), a child of each
-worker, so storing uses the second core while the loop parses and validates the next requests.
-A thread would not: measured with ``bench/bench_ingest.py`` (batch 100), 19.5k events/s on the
-loop against 11.3k with one writer thread, because the thread needs the GIL back after every
-SQLite call and waits for the loop to let go (``sys.setswitchinterval`` did not help). The
-storage process against the loop, in alternated runs (grouped transactions in both): 28.5k and
-24.8k against 16.7k and 18.1k. ``threads=0`` keeps the calls on the loop (tests, and the null
-storage of the bench). SQLite writes serialise anyway, so one storage process loses no
-parallelism. A locked database makes the child wait the busy timeout (500 ms); after a
-:class:`StorageUnavailable` the writer answers 503 at once for ``cooldown`` seconds instead of
-waiting on the lock again for every request.
+By default the calls run in a storage process (:mod:`optin.storage.process`), a child of each
+worker, for SQLite and PostgreSQL alike, so storing uses the second core while the loop parses
+and validates the next requests. A thread would not: measured with ``bench/bench_ingest.py``
+(batch 100), SQLite stored 19.5k events/s on the loop against 11.3k with one writer thread,
+because the thread needs the GIL back after every database call and waits for the loop to let
+go (``sys.setswitchinterval`` did not help). The storage process against the loop, in
+alternated runs (grouped transactions in both): 28.5k and 24.8k against 16.7k and 18.1k.
+PostgreSQL, two workers, batch 100, the same storage code: 29.4k-41.2k events/s on four threads
+per worker against 49.4k-52.5k with the storage process (8 connections; with 32, 45.4k-48.4k
+against 52.7k-64.8k): each thread waits for the GIL after every round trip. ``threads=0`` keeps
+the calls on the loop (tests, and the null storage of the bench); ``threads=N`` runs them on N
+threads. A storage process writes one transaction at a time
+(SQLite writes serialise anyway; on PostgreSQL, what arrives meanwhile makes the next group
+larger). After a :class:`StorageUnavailable` (a lock held beyond the busy timeout, a server
+down) the writer answers 503 at once for ``cooldown`` seconds instead of waiting again for every
+request. When ``max_pending`` batches already wait, more are refused with 503 + ``Retry-After``
+at once instead of queueing without bound.
 
 Requests that reach the writer in the same turn of the loop (with several connections busy,
-the requests parsed while the previous commit ran) are stored together by ``store_many``: one
-transaction, one commit (one fsync on PostgreSQL), each request answered with its own counts once
-it is durable.
+the requests parsed while the previous commit ran) are stored together by ``store_prepared``:
+one transaction, one commit (one fsync), each request answered with its own counts once it is
+durable.
 
-The storage is opened lazily in the writer thread and reopened after a failure to open, so a
-collector started while its database is down answers 503 and recovers by itself.
+The storage (for pings, and for the calls themselves with ``threads``) is opened lazily and
+reopened after a failure to open, so a collector started while its database is down answers
+503 and recovers by itself.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from optin.storage import (
     StoreResult,
     open_storage,
 )
-from optin.storage.base import prepare_batch
+from optin.storage.base import PreparedBatch, prepare_batch
 
 __all__ = ["Writer"]
 
@@ -57,8 +60,7 @@ log = logging.getLogger("optin.server")
 T = TypeVar("T")
 
 
-#: (app, events) for a storage in this process, a PreparedBatch for the storage process.
-_Group = list[tuple[Any, "asyncio.Future[StoreResult]"]]
+_Group = list[tuple[PreparedBatch, "asyncio.Future[StoreResult]"]]
 
 
 def _answer(group: _Group, done: asyncio.Future[list[StoreResult]]) -> None:
@@ -88,17 +90,14 @@ class Writer:
         self.url = url
         self.metrics = metrics
         self.max_pending = max_pending
-        # SQLite: a storage process by default (threads=0: on the loop); PostgreSQL: threads.
-        sqlite = url.startswith("sqlite:")
-        self.child = StorageProcess(url) if sqlite and threads is None else None
-        if threads is None:
-            threads = 0 if sqlite else 4
-        self.inline = threads == 0 and self.child is None
+        # A storage process by default; threads=0: on the loop; threads=N: on N threads.
+        self.child = StorageProcess(url) if threads is None else None
+        self.inline = threads == 0
         #: One writer at a time (on the loop or in the child): a lock wait is worth remembering.
-        self._serial = threads == 0
+        self._serial = not threads
         self.cooldown = cooldown
         self._unavailable_until = 0.0
-        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="optin-writer")
+        self._pool = ThreadPoolExecutor(threads or 1, thread_name_prefix="optin-writer")
         self._opener = opener
         self._storage: Storage | None = None
         self._open_lock = threading.Lock()
@@ -165,9 +164,9 @@ class Writer:
             # stored in one transaction, each answered with its own result.
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[StoreResult] = loop.create_future()
-            # For the storage process, everything that needs no database is done here, on
-            # this process's core (and a bug in it fails this request alone).
-            batch = (app, events) if self.child is None else prepare_batch(app, events, True)
+            # Everything that needs no database is done here (and a bug in it fails this
+            # request alone): for SQLite, on this process's core, not the storage process's.
+            batch = prepare_batch(app, events, True)
             self._group.append((batch, waiter))
             if len(self._group) == 1:
                 loop.call_soon(self._store_group)
@@ -183,11 +182,11 @@ class Writer:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda done: _answer(group, done))
 
-    async def _store_many(self, batches: list[Any]) -> list[StoreResult]:
+    async def _store_many(self, batches: list[PreparedBatch]) -> list[StoreResult]:
         if self.child is not None:
             with self._answers():
                 return await self.child.store_many(batches)
-        return await self._run(lambda: self._open().store_many(batches))
+        return await self._run(lambda: self._open().store_prepared(batches))
 
     async def ping(self) -> None:
         await self._run(self._ping)

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from optin.analytics.rollups import deltas, session_states
+from optin.analytics.rollups import SessionKey, SessionState, deltas, session_states
 
 __all__ = [
     "Batch",
@@ -35,6 +35,7 @@ __all__ = [
     "StorageUnavailable",
     "StoreResult",
     "classify",
+    "kept_deltas",
     "prepare",
     "prepare_batch",
 ]
@@ -234,6 +235,18 @@ def prepare_batch(
     )
 
 
+def kept_deltas(
+    batch: PreparedBatch, new: list[Row]
+) -> tuple[list[tuple[int, str, str, str, int]], dict[SessionKey, SessionState]]:
+    """The rollup deltas and session states of the rows of a batch that are stored: the
+    batch's own when all of them are (the usual case), else recomputed from their bodies."""
+    if len(new) == len(batch.rows):
+        states = {(day, session, cmd): (fail, ok) for day, session, cmd, fail, ok in batch.states}
+        return list(batch.counts), states
+    fresh = [loads_body(r[7]) for r in new]
+    return [(*key, n) for key, n in deltas(fresh).items()], session_states(fresh)
+
+
 class Storage(ABC):
     """One database: raw events, rollups and their schema. Safe to call from several threads."""
 
@@ -248,12 +261,17 @@ class Storage(ABC):
         """
         return self.store_many([(app, events)])[0]
 
-    @abstractmethod
     def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
         """Store several batches, each with its own result, as if stored one after another.
 
         One transaction: all are committed, or it raises and none is.
         """
+        return self.store_prepared([prepare_batch(app, events) for app, events in batches])
+
+    @abstractmethod
+    def store_prepared(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
+        """``store_many`` for batches prepared already (the collector prepares them before
+        it waits for the storage, see :class:`PreparedBatch`)."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -220,7 +220,19 @@ def postgres_0001_initial(cur: Any) -> None:
     cur.execute("CREATE TABLE horizons (app text PRIMARY KEY, before bigint NOT NULL)")
 
 
-POSTGRES: list[Callable[[Any], None]] = [postgres_0001_initial]
+def postgres_0002_brin_time(cur: Any) -> None:
+    """A BRIN index on the events' time instead of the B-tree on ``(app, day)``.
+
+    Only a purge reads events by time (the months at its edge), and events arrive about in time
+    order, so a BRIN index (a few pages per partition) finds them. The B-tree cost every insert
+    about 1 µs of the server's time, and the ``ON CONFLICT`` the inserts no longer use 2 µs
+    more (pg_stat_statements, 100-row inserts).
+    """
+    cur.execute("DROP INDEX IF EXISTS events_app_day")
+    cur.execute("CREATE INDEX events_time ON events USING brin (time)")
+
+
+POSTGRES: list[Callable[[Any], None]] = [postgres_0001_initial, postgres_0002_brin_time]
 
 
 def apply_postgres(conn: Any) -> list[str]:

@@ -1,33 +1,37 @@
 """PostgreSQL back-end: psycopg 3, a connection pool, raw events partitioned by month.
 
-Several collector processes may write at once. ``store`` is one transaction of a few round
-trips, each a single statement over arrays (``unnest``), so a batch costs the same number of
-round trips whatever its size:
+Several collector processes may write at once. ``store_prepared`` is one transaction in three
+round trips (pipeline mode), each statement over arrays (``unnest``), so a group of batches
+costs the same number of round trips whatever its size:
 
-1. read the app's purge horizon and which of the batch's ids exist (in any partition);
-2. insert the new events (``ON CONFLICT DO NOTHING RETURNING id``: an id another process
-   inserted a moment ago is classified by a second look-up, so each event is counted once);
-3. upsert the session states, returning which ones flipped (struggle), computed from the old
-   row inside ``ON CONFLICT DO UPDATE`` so two processes never count the same flip;
-4. upsert the rollup deltas (aggregated in memory).
+1. BEGIN; read the apps' purge horizons and which of the group's ids exist (in any partition).
+   Each batch is then classified as if stored after the ones before it;
+2. insert the new events with a plain ``INSERT``, and upsert the session states, returning
+   which ones flipped (struggle), computed from the old row inside ``ON CONFLICT DO UPDATE`` so
+   two processes never count the same flip;
+3. upsert the rollup deltas of the whole group (aggregated in memory), then COMMIT.
+
+An id another process stored since step 1 makes the insert fail with a unique violation (it
+waits for that transaction to end first); the whole transaction is then tried again, and step 1
+finds the id. ``ON CONFLICT DO NOTHING RETURNING id`` would avoid the retry but cost every
+insert 2 µs of the server's time (pg_stat_statements, 100-row inserts: 8.6 µs per event with it
+and the old B-tree on ``(app, day)``, 5.6 µs without either and with a BRIN index on ``time``).
 
 Arrays are sent in binary (``%b``): psycopg quotes text arrays with a Python regex per element,
-which costs 30 ms per 100-event batch; binary arrays cost nothing. ``store_many`` runs steps 1-3
-per batch and step 4 once for the whole group. The rollup rows, which every transaction shares,
-are upserted once per transaction in key order, so concurrent transactions never deadlock on
-them; events and session states are in key order within each batch. Two groups could still
-lock the same install's rows in opposite orders (a retry racing itself); PostgreSQL then aborts
-one, which is :class:`StorageUnavailable`, a 503 the client retries.
+which costs 30 ms per 100-event batch; binary arrays cost about 2 µs per event. Events, session
+states and rollups are each written in key order, the tables always in that order, so two
+transactions never wait on each other in a cycle (should PostgreSQL still abort one as a
+deadlock, that is :class:`StorageUnavailable`, a 503 the client retries).
 
 Partitions are created on demand under an advisory lock; ``purge`` drops whole months that are
 past retention (when no other app has rows in them) and deletes only in the partial month at the
-edge. The primary key of a partitioned table must contain the partition
-key, so it is ``(id, day)``: a retry has the same hour and hits it; an id reused with another
-time is caught by step 1. (Two such conflicting copies arriving within the same millisecond in
-two processes could both be kept; a retry of the same event never can.)
+edge, found through a BRIN index on ``time``. The primary key of a partitioned table must
+contain the partition key, so it is ``(id, day)``: a retry has the same hour and hits it; an id
+reused with another time is caught by step 1. (Two such conflicting copies arriving within the
+same millisecond in two processes could both be kept; a retry of the same event never can.)
 
 URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4)
-and ``pool_timeout`` seconds (default 3: how long a request waits for a connection before
+and ``pool_timeout`` seconds (default 3: how long a call waits for a connection before
 :class:`StorageUnavailable`). Connections are not checked on every checkout (that is one more
 round trip per batch): after a server restart the first use of each stale connection fails with
 :class:`StorageUnavailable` (503, the client retries) and the pool replaces it.
@@ -40,6 +44,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,18 +52,18 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from optin.analytics.rollups import deltas, session_states
+from optin.analytics.rollups import SessionKey, SessionState, merge_session
 from optin.storage.base import (
-    Batch,
-    Prepared,
+    PreparedBatch,
     RollupRow,
+    Row,
     Storage,
     StorageError,
     StorageFull,
     StorageUnavailable,
     StoreResult,
     classify,
-    prepare,
+    kept_deltas,
 )
 from optin.storage.migrations import apply_postgres
 
@@ -67,6 +72,9 @@ __all__ = ["PostgresStorage", "month_of"]
 #: Advisory lock key for partition changes (creation and drops).
 _PARTITION_LOCK = 0x6F7074696E02
 _EPOCH = dt.date(1970, 1, 1)
+#: Transactions tried before giving up when other collectors keep storing the same ids.
+_ATTEMPTS = 5
+_first = itemgetter(0)
 
 _INSERT = """
 INSERT INTO events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body)
@@ -75,8 +83,6 @@ SELECT u.id, %s, u.time / 86400, u.time, u.kind, u.subject, u.outcome, u.duratio
 FROM unnest(%b::bytea[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::int[],
             %b::bytea[], %b::text[])
      AS u(id, time, kind, subject, outcome, duration_ms, hash, body)
-ON CONFLICT DO NOTHING
-RETURNING id
 """
 
 _SESSIONS = """
@@ -189,115 +195,115 @@ class PostgresStorage(Storage):
                 )
         self._partitions.update(m[0] for m in missing)
 
-    def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
-        ready = [(app, *prepare(app, events)) for app, events in batches]
-        work = [(app, sorted(prepared, key=lambda p: p.id)) for app, prepared, _, _ in ready]
-        if not any(prepared for _, prepared in work):
-            return [StoreResult(0, dup, con) for _, _, dup, con in ready]
-        days = {int(p.event["time"]) // 86400 for _, prepared in work for p in prepared}
+    def store_prepared(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
+        """One transaction (:meth:`_store`), tried again when another collector stored some of
+        the same ids meanwhile."""
+        if not any(batch.rows for batch in batches):
+            return [StoreResult(0, b.duplicates, b.conflicts) for b in batches]
+        days = {row[1] // 86400 for batch in batches for row in batch.rows}
         with self._errors("storing events"):
             self._ensure_partitions(days)
-            try:
-                done = self._store(work)
-            except psycopg.errors.CheckViolation:
-                # A partition we knew was dropped by a purge in another process: learn again.
-                self._partitions.clear()
-                self._ensure_partitions(days)
-                done = self._store(work)
-        return [
-            StoreResult(accepted, dup + more_dup, con + more_con)
-            for (_, _, dup, con), (accepted, more_dup, more_con) in zip(ready, done, strict=True)
-        ]
+            for _ in range(_ATTEMPTS):
+                try:
+                    return self._store(batches)
+                except psycopg.errors.UniqueViolation:
+                    # Another process stored one of these ids since our look-up: look again.
+                    continue
+                except psycopg.errors.CheckViolation:
+                    # A partition we knew was dropped by a purge in another process: learn again.
+                    self._partitions.clear()
+                    self._ensure_partitions(days)
+        raise StorageUnavailable(
+            f"PostgreSQL at {self._where}: other collectors kept storing the same events "
+            f"({_ATTEMPTS} attempts)"
+        )
 
-    def _store(self, work: list[tuple[str, list[Prepared]]]) -> list[tuple[int, int, int]]:
-        """One transaction: each batch's events and sessions, then every rollup delta at once."""
-        counts: Counter[tuple[str, int, str, str, str]] = Counter()
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            done = [
-                self._write(cur, app, prepared, counts) if prepared else (0, 0, 0)
-                for app, prepared in work
-            ]
+    def _store(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
+        """One transaction in three round trips (pipeline mode): look up, write, count."""
+        with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            # 1. The apps' purge horizons and which ids are stored already (in any partition).
+            apps = sorted({batch.app for batch in batches})
+            horizons = conn.execute("SELECT app, before FROM horizons WHERE app = ANY(%s)", (apps,))
+            known = conn.execute(
+                "SELECT id, hash FROM events WHERE id = ANY(%b)",
+                ([row[0] for batch in batches for row in batch.rows],),
+            )
+            before: dict[str, int] = dict(horizons.fetchall())
+            existing = {bytes(i): bytes(h) for i, h in known.fetchall()}
+            # Each batch as if stored after the ones before it: a later copy is a repeat.
+            results: list[StoreResult] = []
+            rows: dict[str, list[Row]] = {app: [] for app in apps}
+            states: dict[str, dict[SessionKey, SessionState]] = {app: {} for app in apps}
+            counts: Counter[tuple[str, int, str, str, str]] = Counter()
+            for batch in batches:
+                app = batch.app
+                new, duplicates, conflicts = classify(batch.rows, existing, before.get(app, 0))
+                existing.update((row[0], row[6]) for row in new)
+                batch_counts, batch_states = kept_deltas(batch, new)
+                rows[app] += new
+                merged = states[app]
+                for session, state in batch_states.items():
+                    old = merged.get(session)
+                    merged[session] = state if old is None else merge_session(old, state)[0]
+                for day, metric, subject, key, n in batch_counts:
+                    counts[(app, day, metric, subject, key)] += n
+                results.append(
+                    StoreResult(
+                        len(new), duplicates + batch.duplicates, conflicts + batch.conflicts
+                    )
+                )
+            # 2. The new events (a plain INSERT: an id stored by another process since the
+            # look-up raises UniqueViolation, and the whole transaction is tried again) and the
+            # session states, which say which flipped (struggle).
+            flips = []
+            for app in apps:
+                if rows[app]:
+                    rows[app].sort(key=_first)
+                    *columns, bodies = (list(c) for c in zip(*rows[app], strict=True))
+                    conn.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
+                if states[app]:
+                    ordered = sorted(states[app].items())
+                    flips.append(
+                        (
+                            app,
+                            conn.execute(
+                                _SESSIONS,
+                                (
+                                    app,
+                                    [k[0] for k, _ in ordered],
+                                    [k[1] for k, _ in ordered],
+                                    [k[2] for k, _ in ordered],
+                                    [s[0] for _, s in ordered],
+                                    [s[1] for _, s in ordered],
+                                ),
+                            ),
+                        )
+                    )
+            for app, cur in flips:
+                for day, command, failed, recovered in cur.fetchall():
+                    if failed:
+                        counts[(app, day, "struggle", command, "failed")] += 1
+                    if recovered:
+                        counts[(app, day, "struggle", command, "recovered")] += 1
+            # 3. Every rollup delta at once, in key order (concurrent transactions lock them in
+            # the same order: no deadlock), then COMMIT.
             if counts:
-                rows = sorted(
+                ordered_counts = sorted(
                     counts.items(),
                     key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3], kv[0][4]),
                 )
-                cur.execute(
+                conn.execute(
                     _ROLLUPS,
                     (
-                        [k[0] for k, _ in rows],
-                        [k[2] for k, _ in rows],
-                        [k[1] for k, _ in rows],
-                        [k[3] for k, _ in rows],
-                        [k[4] for k, _ in rows],
-                        [n for _, n in rows],
+                        [k[0] for k, _ in ordered_counts],
+                        [k[2] for k, _ in ordered_counts],
+                        [k[1] for k, _ in ordered_counts],
+                        [k[3] for k, _ in ordered_counts],
+                        [k[4] for k, _ in ordered_counts],
+                        [n for _, n in ordered_counts],
                     ),
                 )
-        return done
-
-    def _write(
-        self,
-        cur: Any,
-        app: str,
-        prepared: list[Prepared],
-        counts: Counter[tuple[str, int, str, str, str]],
-    ) -> tuple[int, int, int]:
-        # One round trip: the horizon and the batch's known ids (in any partition).
-        cur.execute(
-            "SELECT (SELECT before FROM horizons WHERE app = %s), array_agg(id), "
-            "array_agg(hash) FROM events WHERE id = ANY(%b)",
-            (app, [p.id for p in prepared]),
-        )
-        row = cur.fetchone()
-        assert row is not None
-        horizon = row[0] or 0
-        existing: dict[bytes, bytes] = (
-            {bytes(i): bytes(h) for i, h in zip(row[1], row[2], strict=True)} if row[1] else {}
-        )
-        rows, duplicates, conflicts = classify([p.row for p in prepared], existing, horizon)
-        keep = {row[0] for row in rows}
-        new = [p for p in prepared if p.id in keep]
-        if new:
-            # one array per column (unnest)
-            *columns, bodies = (list(column) for column in zip(*rows, strict=True))
-            cur.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
-            inserted = {bytes(r[0]) for r in cur.fetchall()}
-            if len(inserted) < len(new):
-                # Inserted by another process since step 1: classify against its copy.
-                raced = [p for p in new if p.id not in inserted]
-                cur.execute(
-                    "SELECT id, hash FROM events WHERE id = ANY(%b)", ([p.id for p in raced],)
-                )
-                theirs = {bytes(i): bytes(h) for i, h in cur.fetchall()}
-                for p in raced:
-                    if theirs.get(p.id, p.hash) == p.hash:
-                        duplicates += 1
-                    else:
-                        conflicts += 1
-                new = [p for p in new if p.id in inserted]
-        fresh = [p.event for p in new]
-        batch_counts = deltas(fresh)
-        states = sorted(session_states(fresh).items())
-        if states:
-            cur.execute(
-                _SESSIONS,
-                (
-                    app,
-                    [k[0] for k, _ in states],
-                    [k[1] for k, _ in states],
-                    [k[2] for k, _ in states],
-                    [s[0] for _, s in states],
-                    [s[1] for _, s in states],
-                ),
-            )
-            for day, command, failed, recovered in cur.fetchall():
-                if failed:
-                    batch_counts[(day, "struggle", command, "failed")] += 1
-                if recovered:
-                    batch_counts[(day, "struggle", command, "recovered")] += 1
-        for (day, metric, subject, key), n in batch_counts.items():
-            counts[(app, day, metric, subject, key)] += n
-        return len(new), duplicates, conflicts
+        return results
 
     def purge(self, app: str, before: int) -> int:
         cutoff = before // 86400

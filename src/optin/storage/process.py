@@ -1,4 +1,5 @@
-"""The storage process: a child of each collector worker that does its database writes.
+"""The storage process: a child of each collector worker that does its database writes
+(SQLite or PostgreSQL).
 
 Why a process: validating requests and storing them are both CPU work in Python, and the GIL lets
 only one run at a time in a process (a writer *thread* was measured slower than none, see
@@ -32,14 +33,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from optin.storage import open_storage
 from optin.storage.base import (
     PreparedBatch,
+    Storage,
     StorageError,
     StorageFull,
     StorageUnavailable,
     StoreResult,
 )
-from optin.storage.sqlite import SQLiteStorage
 
 __all__ = ["HEADER", "decode_frame", "encode_frame", "main"]
 
@@ -102,7 +104,7 @@ class _Frames:
             self.buffer += chunk
 
 
-def _store(storage: SQLiteStorage, requests: list[Any]) -> list[dict[str, Any]]:
+def _store(storage: Storage, requests: list[Any]) -> list[dict[str, Any]]:
     flat = [PreparedBatch(*batch) for request in requests for batch in request]
     results: list[StoreResult] = []
     start = end = events = 0
@@ -136,13 +138,13 @@ def _groups(frames: list[bytes]) -> Iterator[list[Any]]:
 
 def serve(url: str, infd: int, outfd: int) -> None:
     frames = _Frames(infd)
-    storage: SQLiteStorage | None = None
+    storage: Storage | None = None
 
     def attempt(requests: list[Any]) -> list[dict[str, Any]]:
         nonlocal storage
         try:
             if storage is None:
-                storage = SQLiteStorage(url)
+                storage = open_storage(url)
             return _store(storage, requests)
         except Exception as exc:
             if isinstance(exc, StorageError) or len(requests) == 1:

@@ -43,10 +43,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from optin.analytics.rollups import SessionKey, SessionState, deltas, session_states
+from optin.analytics.rollups import SessionKey, SessionState
 from optin.analytics.rollups import struggle_deltas as _struggle
 from optin.storage.base import (
-    Batch,
     PreparedBatch,
     RollupRow,
     Storage,
@@ -55,8 +54,7 @@ from optin.storage.base import (
     StorageUnavailable,
     StoreResult,
     classify,
-    loads_body,
-    prepare_batch,
+    kept_deltas,
 )
 from optin.storage.migrations import apply_sqlite
 
@@ -180,9 +178,6 @@ class SQLiteStorage(Storage):
 
     # --- writing -------------------------------------------------------------------------------
 
-    def store_many(self, batches: Sequence[Batch]) -> list[StoreResult]:
-        return self.store_prepared([prepare_batch(app, events) for app, events in batches])
-
     def store_prepared(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
         """``store_many`` for batches prepared already (by the collector, see PreparedBatch).
 
@@ -259,15 +254,7 @@ class SQLiteStorage(Storage):
         new, duplicates, conflicts = classify(rows, self._existing([r[0] for r in rows]), horizon)
         duplicates += batch.duplicates
         conflicts += batch.conflicts
-        if len(new) == len(rows):
-            batch_counts = list(batch.counts)
-            states = {
-                (day, session, cmd): (fail, ok) for day, session, cmd, fail, ok in batch.states
-            }
-        else:  # some are stored already: the deltas of the rest, from their bodies
-            fresh = [loads_body(r[7]) for r in new]
-            batch_counts = [(*key, n) for key, n in deltas(fresh).items()]
-            states = session_states(fresh)
+        batch_counts, states = kept_deltas(batch, new)
         if new:
             db.executemany(_INSERT, [(app, *r) for r in new])
             recent = self._recent
