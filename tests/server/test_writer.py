@@ -19,7 +19,7 @@ from tests.server.helpers import APP, event
 from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.server.writer import Writer
-from optin.storage import StoreResult, open_storage
+from optin.storage import StorageContended, StorageUnavailable, StoreResult, open_storage
 from optin.storage.base import PreparedBatch, prepare_batch
 from optin.storage.process import encode_frame
 from optin.storage.sqlite import SQLiteStorage
@@ -99,6 +99,44 @@ def test_a_locked_database_fails_the_whole_group_with_503(tmp_path: Path) -> Non
     assert all(isinstance(e, HTTPError) and e.status == 503 for e in failed), failed
     assert stored == [StoreResult(1, 0, 0)] * 4
     assert writer.metrics.storage_errors["unavailable"] == 1
+
+
+class FailsOnce(SQLiteStorage):
+    """A real SQLite storage whose first store raises ``FailsOnce.error``."""
+
+    error: ClassVar[type[Exception]] = StorageUnavailable
+    calls: ClassVar[int] = 0
+
+    def store_prepared(self, batches: Sequence[PreparedBatch]) -> Any:
+        FailsOnce.calls += 1
+        if FailsOnce.calls == 1:
+            raise FailsOnce.error("as a test")
+        return super().store_prepared(batches)
+
+
+@pytest.mark.parametrize(
+    ("error", "then"), [(StorageUnavailable, 503), (StorageContended, 200)], ids=["down", "race"]
+)
+def test_a_lost_race_is_retried_at_once_a_storage_down_after_a_pause(
+    tmp_path: Path, error: type[Exception], then: int
+) -> None:
+    FailsOnce.error, FailsOnce.calls = error, 0
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=0, opener=FailsOnce)
+
+    async def main() -> list[Any]:
+        try:
+            return [
+                await asyncio.gather(writer.store(APP, [event()]), return_exceptions=True)
+                for _ in range(2)
+            ]
+        finally:
+            await writer.aclose()
+
+    first, second = (r[0] for r in asyncio.run(main()))
+    assert isinstance(first, HTTPError) and first.status == 503
+    status = second.status if isinstance(second, HTTPError) else 200
+    assert status == then
+    assert FailsOnce.calls == (2 if then == 200 else 1)  # during the pause, not even tried
 
 
 def test_a_killed_storage_process_is_503_then_replaced(tmp_path: Path) -> None:

@@ -6,16 +6,19 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import pq
 from tests.conftest import PgServer
 from tests.storage.helpers import APP, T0, command, recompute, snapshot
 
-from optin.storage import StorageUnavailable, StoreResult, open_storage
+from optin.storage import StorageContended, StorageUnavailable, StoreResult, open_storage
 from optin.storage.base import prepare_batch
 from optin.storage.migrations import POSTGRES
+from optin.storage.postgres import PostgresStorage
 
 _OPEN = """
 import sys
@@ -174,3 +177,57 @@ def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
         )
     assert "events_app_day" not in indexes
     assert 'USING brin ("time")' in indexes["events_time"]
+
+
+def test_a_group_is_three_round_trips(pg_url: str, tmp_path: Path) -> None:
+    """BEGIN with the look-up, the inserts, the rollups with COMMIT: three waits for the
+    server, whatever the number of batches (a libpq trace of the pool's one connection)."""
+    group = [(APP, [command(i)]) for i in range(4)] + [("other-app", [command(9)])]
+    trace = tmp_path / "trace"
+    with open_storage(pg_url + "?pool_size=1") as db:
+        db.store(APP, [command(100)])  # the month's partition exists
+        assert isinstance(db, PostgresStorage)
+        with trace.open("w") as out:
+            with db._pool.connection() as conn:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            assert db.store_many(group) == [StoreResult(1, 0, 0)] * 5
+            with db._pool.connection() as conn:
+                conn.pgconn.untrace()
+    sent = [line.split("\t") for line in trace.read_text().splitlines() if line[:2] == "F\t"]
+    # The client asks for results (Flush) three times; the transaction ends with one Sync.
+    assert [m[2] for m in sent if m[2] in ("Flush", "Sync")] == ["Flush", "Flush", "Sync", "Flush"]
+    assert sent[0][3] == ' "" "BEGIN" 0' and [m[3] for m in sent if "COMMIT" in m[-1]] == [
+        ' "" "COMMIT" 0'
+    ]
+    assert trace.read_text().count("INSERT INTO events (") == 2  # one per app
+
+
+def test_a_partition_dropped_by_another_collector_is_made_again(pg_url: str) -> None:
+    with open_storage(pg_url) as mine, open_storage(pg_url) as theirs:
+        assert mine.store(APP, [command(1)]) == StoreResult(1, 0, 0)  # knows January's
+        assert theirs.purge(APP, T0 + 40 * 86400) == 1  # January goes, with its partition
+        assert _partitions(pg_url) == []
+        # Another app's January event: our insert meets the missing partition, learns, retries.
+        assert mine.store("other-app", [command(2)]) == StoreResult(1, 0, 0)
+        assert _partitions(pg_url) == ["events_p202601"]
+        assert [e["id"] for e in mine.raw_events("other-app")] == [command(2)["id"]]
+
+
+class _AlwaysRaced(PostgresStorage):
+    """Every transaction meets an id stored meanwhile (as under a storm of racing retries)."""
+
+    tries = 0
+
+    def _transaction(self, conn: Any, batches: Any) -> Any:
+        _AlwaysRaced.tries += 1
+        raise psycopg.errors.UniqueViolation("duplicate key value violates unique constraint")
+
+
+def test_a_race_lost_every_time_is_contended_not_an_error(pg_url: str) -> None:
+    with _AlwaysRaced(pg_url) as db:
+        with pytest.raises(StorageContended, match="kept storing the same events"):
+            db.store(APP, [command(1)])
+        assert _AlwaysRaced.tries == 5
+        db.ping()  # the connection went back to the pool clean
+        assert db.raw_events(APP) == []

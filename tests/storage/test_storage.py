@@ -59,6 +59,32 @@ def test_store_many_is_each_batch_in_turn(storage_url: str) -> None:
         assert len(db.raw_events("other-app")) == 1
 
 
+def test_a_group_flips_struggle_as_its_batches_would_in_turn(storage_url: str) -> None:
+    """One session's failure and success arrive in different batches of one group (merged into
+    one session row per transaction on PostgreSQL): each flip is counted once."""
+    session = "b" * 16
+    failed = {"outcome": "failure", "error": "ConnectionError"}
+    earlier = command(1, hour=1, session=session)  # stored before: a success, no failure yet
+    fail = command(2, hour=2, session=session, **failed)
+    ok = command(3, hour=3, session=session)
+    again = command(4, hour=4, session=session, **failed)
+    other = command(5, hour=4, session="c" * 16, **failed)
+    with open_storage(storage_url) as db:
+        db.store(APP, [earlier])
+        results = db.store_many(
+            [(APP, [fail]), (APP, [ok, other]), (APP, [again]), (APP, [fail, ok])]
+        )
+        assert results == [
+            StoreResult(1, 0, 0),
+            StoreResult(2, 0, 0),
+            StoreResult(1, 0, 0),
+            StoreResult(0, 2, 0),
+        ]
+        assert snapshot(db) == recompute([earlier, fail, ok, again, other])
+        struggle = db.rollup(APP, "struggle", 0, 10**6)
+        assert sorted(struggle) == [(None, "start", "failed", 2), (None, "start", "recovered", 1)]
+
+
 def test_sqlite_store_many_commits_all_or_nothing(tmp_path: Path) -> None:
     # A bug upstream, say: the second batch's deltas are malformed, which fails after both
     # batches' events are inserted, inside the transaction.

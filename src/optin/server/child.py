@@ -16,13 +16,20 @@ import os
 import sys
 from typing import Any
 
-from optin.storage import StorageError, StorageFull, StorageUnavailable, StoreResult
+from optin.storage import (
+    StorageContended,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    StoreResult,
+)
 from optin.storage.base import PreparedBatch
 from optin.storage.process import HEADER, decode_frame, encode_frame
 
 __all__ = ["StorageProcess"]
 
 _ERRORS: dict[str, type[StorageError]] = {
+    "contended": StorageContended,
     "unavailable": StorageUnavailable,
     "full": StorageFull,
     "error": StorageError,

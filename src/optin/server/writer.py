@@ -17,8 +17,9 @@ threads. A storage process writes one transaction at a time
 (SQLite writes serialise anyway; on PostgreSQL, what arrives meanwhile makes the next group
 larger). After a :class:`StorageUnavailable` (a lock held beyond the busy timeout, a server
 down) the writer answers 503 at once for ``cooldown`` seconds instead of waiting again for every
-request. When ``max_pending`` batches already wait, more are refused with 503 + ``Retry-After``
-at once instead of queueing without bound.
+request; not after a :class:`StorageContended` (a transaction that lost a race with another).
+When ``max_pending`` batches already wait, more are refused with 503 + ``Retry-After`` at once
+instead of queueing without bound.
 
 Requests that reach the writer in the same turn of the loop (with several connections busy,
 the requests parsed while the previous commit ran) are stored together by ``store_prepared``:
@@ -46,6 +47,7 @@ from optin.server.errors import HTTPError
 from optin.server.metrics import Metrics
 from optin.storage import (
     Storage,
+    StorageContended,
     StorageError,
     StorageFull,
     StorageUnavailable,
@@ -129,7 +131,8 @@ class Writer:
             yield
         except StorageUnavailable as exc:
             self.metrics.storage_errors["unavailable"] += 1
-            self._unavailable_until = time.monotonic() + self.cooldown
+            if not isinstance(exc, StorageContended):  # a lost race says nothing of the next
+                self._unavailable_until = time.monotonic() + self.cooldown
             raise HTTPError(
                 "unavailable",
                 "the storage is unavailable or busy; retry later",

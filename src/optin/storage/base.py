@@ -4,6 +4,7 @@ Exceptions::
 
     StorageError              anything the storage could not do (a bug or a broken database)
      ├── StorageUnavailable   locked beyond a short wait, server down: retry later (HTTP 503)
+     │    └── StorageContended  lost a race with another transaction: retry now (HTTP 503)
      └── StorageFull          the disk is full (HTTP 507)
 
 What a back-end stores (and nothing else): raw events with their content hash, the daily
@@ -30,6 +31,7 @@ __all__ = [
     "RollupRow",
     "Row",
     "Storage",
+    "StorageContended",
     "StorageError",
     "StorageFull",
     "StorageUnavailable",
@@ -49,6 +51,13 @@ class StorageUnavailable(StorageError):
     """Temporarily unusable (locked, server down, pool exhausted): the client should retry."""
 
     retry_after = 5
+
+
+class StorageContended(StorageUnavailable):
+    """A transaction lost a race with another (a deadlock, an id stored meanwhile, again and
+    again): retry at once; the storage itself is fine."""
+
+    retry_after = 1
 
 
 class StorageFull(StorageError):

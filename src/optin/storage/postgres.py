@@ -13,32 +13,39 @@ costs the same number of round trips whatever its size:
 
 An id another process stored since step 1 makes the insert fail with a unique violation (it
 waits for that transaction to end first); the whole transaction is then tried again, and step 1
-finds the id. ``ON CONFLICT DO NOTHING RETURNING id`` would avoid the retry but cost every
-insert 2 µs of the server's time (pg_stat_statements, 100-row inserts: 8.6 µs per event with it
-and the old B-tree on ``(app, day)``, 5.6 µs without either and with a BRIN index on ``time``).
+finds the id (after 5 such tries, :class:`StorageContended`). ``ON CONFLICT DO NOTHING RETURNING
+id`` would avoid the retry but cost every insert 2 µs of the server's time (pg_stat_statements,
+100-row inserts: 8.6 µs per event with it and the old B-tree on ``(app, day)``, 5.6 µs without
+either and with a BRIN index on ``time``).
 
 Arrays are sent in binary (``%b``): psycopg quotes text arrays with a Python regex per element,
-which costs 30 ms per 100-event batch; binary arrays cost about 2 µs per event. Events, session
-states and rollups are each written in key order, the tables always in that order, so two
-transactions never wait on each other in a cycle (should PostgreSQL still abort one as a
-deadlock, that is :class:`StorageUnavailable`, a 503 the client retries).
+which costs 30 ms per 100-event batch; binary arrays cost about 2 µs per event. Each app's
+events and session states, then every rollup, are written in key order, so the usual waits
+(two groups sharing rollup rows, a retry racing itself) cannot form a cycle. Some still can (one
+id sent for two apps, a purge beside a store); PostgreSQL then aborts one transaction as a
+deadlock: :class:`StorageContended`, a 503 the client retries at once.
 
 Partitions are created on demand under an advisory lock; ``purge`` drops whole months that are
 past retention (when no other app has rows in them) and deletes only in the partial month at the
-edge, found through a BRIN index on ``time``. The primary key of a partitioned table must
-contain the partition key, so it is ``(id, day)``: a retry has the same hour and hits it; an id
-reused with another time is caught by step 1. (Two such conflicting copies arriving within the
-same millisecond in two processes could both be kept; a retry of the same event never can.)
+edge, found through a BRIN index on ``time`` (a month about to be dropped is read once, to check
+that no other app has rows in it: there is no index by app). The primary key of a partitioned
+table must contain the partition key, so it is ``(id, day)``: a retry has the same hour and hits
+it; an id reused with another time is caught by step 1. (Two such conflicting copies arriving
+within the same millisecond in two processes could both be kept; a retry of the same event never
+can.)
 
-URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4)
-and ``pool_timeout`` seconds (default 3: how long a call waits for a connection before
-:class:`StorageUnavailable`). Connections are not checked on every checkout (that is one more
-round trip per batch): after a server restart the first use of each stale connection fails with
+URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4;
+the collector's storage process uses one connection at a time, its worker one for pings) and
+``pool_timeout`` seconds (default 3: how long a call waits for a connection before
+:class:`StorageUnavailable`). Pipeline mode needs libpq 14 or later (``psycopg[binary]`` brings
+its own). Connections are not checked on every checkout (that is one more round trip per
+batch): after a server restart the first use of each stale connection fails with
 :class:`StorageUnavailable` (503, the client retries) and the pool replaces it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections import Counter
@@ -58,6 +65,7 @@ from optin.storage.base import (
     RollupRow,
     Row,
     Storage,
+    StorageContended,
     StorageError,
     StorageFull,
     StorageUnavailable,
@@ -141,8 +149,16 @@ class PostgresStorage(Storage):
         with self._errors("connecting"):
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
                 apply_postgres(conn)
+            if not psycopg.Pipeline.is_supported():
+                raise StorageError(
+                    "PostgreSQL storage needs libpq 14 or later (pipeline mode); install "
+                    "psycopg[binary], which brings its own"
+                )
+            # Autocommit: a store sends its own BEGIN and COMMIT inside the pipeline (psycopg's
+            # implicit BEGIN, or conn.transaction(), would each wait for the server).
             self._pool = ConnectionPool(
                 self._conninfo,
+                kwargs={"autocommit": True},
                 min_size=1,
                 max_size=pool_size,
                 open=False,
@@ -166,12 +182,12 @@ class PostgresStorage(Storage):
             ) from exc
         except psycopg.errors.DiskFull as exc:
             raise StorageFull(f"PostgreSQL at {self._where}: disk full while {doing}") from exc
-        except (
-            psycopg.OperationalError,
-            psycopg.errors.SerializationFailure,
-            psycopg.errors.DeadlockDetected,
-            psycopg.errors.LockNotAvailable,
-        ) as exc:
+        except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+            raise StorageContended(
+                f"PostgreSQL at {self._where} aborted a transaction that raced another while "
+                f"{doing}: {type(exc).__name__}"
+            ) from exc
+        except (psycopg.OperationalError, psycopg.errors.LockNotAvailable) as exc:
             raise StorageUnavailable(
                 f"PostgreSQL at {self._where} is unavailable while {doing}: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
@@ -203,6 +219,7 @@ class PostgresStorage(Storage):
         days = {row[1] // 86400 for batch in batches for row in batch.rows}
         with self._errors("storing events"):
             self._ensure_partitions(days)
+            relearnt = False
             for _ in range(_ATTEMPTS):
                 try:
                     return self._store(batches)
@@ -210,99 +227,113 @@ class PostgresStorage(Storage):
                     # Another process stored one of these ids since our look-up: look again.
                     continue
                 except psycopg.errors.CheckViolation:
-                    # A partition we knew was dropped by a purge in another process: learn again.
+                    if relearnt:
+                        raise
+                    # A partition we knew was dropped by a purge in another process: learn
+                    # again (once), and try again.
+                    relearnt = True
                     self._partitions.clear()
                     self._ensure_partitions(days)
-        raise StorageUnavailable(
+        raise StorageContended(
             f"PostgreSQL at {self._where}: other collectors kept storing the same events "
             f"({_ATTEMPTS} attempts)"
         )
 
     def _store(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
         """One transaction in three round trips (pipeline mode): look up, write, count."""
-        with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            # 1. The apps' purge horizons and which ids are stored already (in any partition).
-            apps = sorted({batch.app for batch in batches})
-            horizons = conn.execute("SELECT app, before FROM horizons WHERE app = ANY(%s)", (apps,))
-            known = conn.execute(
-                "SELECT id, hash FROM events WHERE id = ANY(%b)",
-                ([row[0] for batch in batches for row in batch.rows],),
+        with self._pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    results = self._transaction(conn, batches)
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()  # outside the pipeline, which the error ended
+                raise
+        return results
+
+    def _transaction(self, conn: Any, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
+        conn.execute("BEGIN")
+        # 1. The apps' purge horizons and which ids are stored already (in any partition).
+        apps = sorted({batch.app for batch in batches})
+        horizons = conn.execute("SELECT app, before FROM horizons WHERE app = ANY(%s)", (apps,))
+        known = conn.execute(
+            "SELECT id, hash FROM events WHERE id = ANY(%b)",
+            ([row[0] for batch in batches for row in batch.rows],),
+        )
+        before: dict[str, int] = dict(horizons.fetchall())
+        existing = {bytes(i): bytes(h) for i, h in known.fetchall()}
+        # Each batch as if stored after the ones before it: a later copy is a repeat.
+        results: list[StoreResult] = []
+        rows: dict[str, list[Row]] = {app: [] for app in apps}
+        states: dict[str, dict[SessionKey, SessionState]] = {app: {} for app in apps}
+        counts: Counter[tuple[str, int, str, str, str]] = Counter()
+        for batch in batches:
+            app = batch.app
+            new, duplicates, conflicts = classify(batch.rows, existing, before.get(app, 0))
+            existing.update((row[0], row[6]) for row in new)
+            batch_counts, batch_states = kept_deltas(batch, new)
+            rows[app] += new
+            merged = states[app]
+            for session, state in batch_states.items():
+                old = merged.get(session)
+                merged[session] = state if old is None else merge_session(old, state)[0]
+            for day, metric, subject, key, n in batch_counts:
+                counts[(app, day, metric, subject, key)] += n
+            results.append(
+                StoreResult(len(new), duplicates + batch.duplicates, conflicts + batch.conflicts)
             )
-            before: dict[str, int] = dict(horizons.fetchall())
-            existing = {bytes(i): bytes(h) for i, h in known.fetchall()}
-            # Each batch as if stored after the ones before it: a later copy is a repeat.
-            results: list[StoreResult] = []
-            rows: dict[str, list[Row]] = {app: [] for app in apps}
-            states: dict[str, dict[SessionKey, SessionState]] = {app: {} for app in apps}
-            counts: Counter[tuple[str, int, str, str, str]] = Counter()
-            for batch in batches:
-                app = batch.app
-                new, duplicates, conflicts = classify(batch.rows, existing, before.get(app, 0))
-                existing.update((row[0], row[6]) for row in new)
-                batch_counts, batch_states = kept_deltas(batch, new)
-                rows[app] += new
-                merged = states[app]
-                for session, state in batch_states.items():
-                    old = merged.get(session)
-                    merged[session] = state if old is None else merge_session(old, state)[0]
-                for day, metric, subject, key, n in batch_counts:
-                    counts[(app, day, metric, subject, key)] += n
-                results.append(
-                    StoreResult(
-                        len(new), duplicates + batch.duplicates, conflicts + batch.conflicts
-                    )
-                )
-            # 2. The new events (a plain INSERT: an id stored by another process since the
-            # look-up raises UniqueViolation, and the whole transaction is tried again) and the
-            # session states, which say which flipped (struggle).
-            flips = []
-            for app in apps:
-                if rows[app]:
-                    rows[app].sort(key=_first)
-                    *columns, bodies = (list(c) for c in zip(*rows[app], strict=True))
-                    conn.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
-                if states[app]:
-                    ordered = sorted(states[app].items())
-                    flips.append(
-                        (
-                            app,
-                            conn.execute(
-                                _SESSIONS,
-                                (
-                                    app,
-                                    [k[0] for k, _ in ordered],
-                                    [k[1] for k, _ in ordered],
-                                    [k[2] for k, _ in ordered],
-                                    [s[0] for _, s in ordered],
-                                    [s[1] for _, s in ordered],
-                                ),
-                            ),
-                        )
-                    )
-            for app, cur in flips:
-                for day, command, failed, recovered in cur.fetchall():
-                    if failed:
-                        counts[(app, day, "struggle", command, "failed")] += 1
-                    if recovered:
-                        counts[(app, day, "struggle", command, "recovered")] += 1
-            # 3. Every rollup delta at once, in key order (concurrent transactions lock them in
-            # the same order: no deadlock), then COMMIT.
-            if counts:
-                ordered_counts = sorted(
-                    counts.items(),
-                    key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3], kv[0][4]),
-                )
-                conn.execute(
-                    _ROLLUPS,
+        # 2. The new events (a plain INSERT: an id stored by another process since the
+        # look-up raises UniqueViolation, and the whole transaction is tried again) and the
+        # session states, which say which flipped (struggle).
+        flips = []
+        for app in apps:
+            if rows[app]:
+                rows[app].sort(key=_first)
+                *columns, bodies = (list(c) for c in zip(*rows[app], strict=True))
+                conn.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
+            if states[app]:
+                ordered = sorted(states[app].items())
+                flips.append(
                     (
-                        [k[0] for k, _ in ordered_counts],
-                        [k[2] for k, _ in ordered_counts],
-                        [k[1] for k, _ in ordered_counts],
-                        [k[3] for k, _ in ordered_counts],
-                        [k[4] for k, _ in ordered_counts],
-                        [n for _, n in ordered_counts],
-                    ),
+                        app,
+                        conn.execute(
+                            _SESSIONS,
+                            (
+                                app,
+                                [k[0] for k, _ in ordered],
+                                [k[1] for k, _ in ordered],
+                                [k[2] for k, _ in ordered],
+                                [s[0] for _, s in ordered],
+                                [s[1] for _, s in ordered],
+                            ),
+                        ),
+                    )
                 )
+        for app, cur in flips:
+            for day, command, failed, recovered in cur.fetchall():
+                if failed:
+                    counts[(app, day, "struggle", command, "failed")] += 1
+                if recovered:
+                    counts[(app, day, "struggle", command, "recovered")] += 1
+        # 3. Every rollup delta at once, in key order (concurrent transactions lock them in
+        # the same order: no deadlock), then COMMIT.
+        if counts:
+            ordered_counts = sorted(
+                counts.items(),
+                key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3], kv[0][4]),
+            )
+            conn.execute(
+                _ROLLUPS,
+                (
+                    [k[0] for k, _ in ordered_counts],
+                    [k[2] for k, _ in ordered_counts],
+                    [k[1] for k, _ in ordered_counts],
+                    [k[3] for k, _ in ordered_counts],
+                    [k[4] for k, _ in ordered_counts],
+                    [n for _, n in ordered_counts],
+                ),
+            )
+        conn.execute("COMMIT")
         return results
 
     def purge(self, app: str, before: int) -> int:

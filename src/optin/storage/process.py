@@ -15,9 +15,9 @@ Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian lengt
 Python, and the child reads only its parent). A request is a list of prepared batches (as
 tuples, the batches of one group); the answer, in the same order, is ``{"results":
 [[accepted, duplicates, conflicts], ...]}`` once they are committed, or ``{"error": kind,
-"message": text}`` with kind ``unavailable``, ``full`` or ``error``. Requests that are already
-waiting when the child is free are stored together in one transaction, each answered on its
-own. The child exits when its stdin closes (the worker stopped or died).
+"message": text}`` with kind ``contended``, ``unavailable``, ``full`` or ``error``. Requests
+that are already waiting when the child is free are stored together in one transaction, each
+answered on its own. The child exits when its stdin closes (the worker stopped or died).
 
     python -m optin.storage.process DATABASE_URL
 """
@@ -37,6 +37,7 @@ from optin.storage import open_storage
 from optin.storage.base import (
     PreparedBatch,
     Storage,
+    StorageContended,
     StorageError,
     StorageFull,
     StorageUnavailable,
@@ -61,7 +62,9 @@ def decode_frame(body: bytes) -> Any:
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, StorageUnavailable):
+    if isinstance(exc, StorageContended):
+        kind = "contended"
+    elif isinstance(exc, StorageUnavailable):
         kind = "unavailable"
     elif isinstance(exc, StorageFull):
         kind = "full"
