@@ -33,8 +33,10 @@ def _bindir() -> Path:
 
 
 @contextmanager
-def throwaway_postgres(root: str | None = None) -> Iterator[str]:
-    """Start a server in a temp dir (under ``root`` if given); yield its URL; remove it."""
+def throwaway_postgres(root: str | None = None, options: str = "") -> Iterator[str]:
+    """Start a server in a temp dir (under ``root`` if given); yield its URL; remove it.
+
+    ``options``: more ``-c name=value`` settings for the server."""
     bindir = _bindir()
     base = Path(tempfile.mkdtemp(prefix="optin-bench-pg-", dir=root))
     as_root = os.geteuid() == 0
@@ -55,7 +57,7 @@ def throwaway_postgres(root: str | None = None) -> Iterator[str]:
     run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
     opts = (
         f"-h 127.0.0.1 -p {port} -k {base} -c shared_buffers=256MB -c max_wal_size=4GB "
-        "-c checkpoint_timeout=15min -c max_connections=100"
+        f"-c checkpoint_timeout=15min -c max_connections=100 {options}"
     )
     run("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-o", opts, "-w", "start")
     try:
