@@ -32,9 +32,11 @@ from optin.storage.base import PreparedBatch, prepare_batch
 from optin.storage.postgres import PostgresStorage
 
 STATEMENTS = {
-    "look-up": "SELECT id, hash FROM events%",
+    "look-up": "SELECT id, hash FROM event%",
     "insert": "INSERT INTO events %",
+    "ids": "INSERT INTO event_ids %",
     "rollups": "INSERT INTO rollups %",
+    "all": "%",
 }
 
 

@@ -96,3 +96,20 @@ def uncovered(path: Path) -> list[tuple[str, int]]:
         ).fetchall()
     finally:
         db.close()
+
+
+def stray_ids(url: str) -> tuple[list[bytes], list[bytes]]:
+    """PostgreSQL: ids in ``event_ids`` with no such event (same day and hash), and events
+    whose id is missing there. Both empty when the two tables agree."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        orphans = conn.execute(
+            "SELECT i.id FROM event_ids AS i WHERE NOT EXISTS (SELECT 1 FROM events AS e "
+            "WHERE e.id = i.id AND e.day = i.day AND e.hash = i.hash)"
+        ).fetchall()
+        missing = conn.execute(
+            "SELECT e.id FROM events AS e WHERE NOT EXISTS "
+            "(SELECT 1 FROM event_ids AS i WHERE i.id = e.id)"
+        ).fetchall()
+    return [bytes(r[0]) for r in orphans], [bytes(r[0]) for r in missing]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import pq
 from tests.conftest import PgServer
-from tests.storage.helpers import APP, T0, command, recompute, snapshot
+from tests.storage.helpers import APP, T0, command, recompute, snapshot, stray_ids
 
 from optin.storage import StorageContended, StorageUnavailable, StoreResult, open_storage
 from optin.storage.base import prepare_batch
@@ -104,7 +104,11 @@ def test_purge_drops_whole_month_partitions(pg_url: str) -> None:
         cutoff = events[60]["time"]  # 2026-03-06: January and February go entirely
         assert db.purge(APP, cutoff) == 60
         assert _partitions(pg_url) == ["events_p202603", "events_p202604"]
+        assert stray_ids(pg_url) == ([], [])  # their ids went with them, the rest stay
         assert db.store(APP, [command(1000, hour=24 * 61)]) == StoreResult(1, 0, 0)
+        # A kept id with another day: a conflict, found in event_ids.
+        assert db.store(APP, [command(61, hour=24 * 62)]) == StoreResult(0, 0, 1)
+        assert stray_ids(pg_url) == ([], [])
 
 
 def _partitions(url: str) -> list[str]:
@@ -118,10 +122,15 @@ def _partitions(url: str) -> list[str]:
         ]
 
 
-def _insert_elsewhere(conn: psycopg.Connection[Any], event: dict[str, Any]) -> None:
-    """Another collector's transaction storing ``event`` (its raw row only), not committed."""
+def _insert_elsewhere(
+    conn: psycopg.Connection[Any], event: dict[str, Any], ids: bool = True
+) -> None:
+    """Another collector's transaction storing ``event`` (its raw row and, with ``ids``, its
+    id), not committed."""
     row = prepare_batch(APP, [event]).rows[0]
     ident, when, *middle, body = row
+    if ids:
+        conn.execute("INSERT INTO event_ids VALUES (%s, %s, %s)", (ident, when // 86400, row[6]))
     conn.execute(
         "INSERT INTO events (id, app, day, time, kind, subject, outcome, duration_ms, hash, body)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -151,7 +160,8 @@ def test_an_id_another_collector_stores_meanwhile_is_counted_once(pg_url: str, t
 
 
 def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
-    """A database made before postgres_0002 keeps its events and purges as before."""
+    """A database made before postgres_0002 and 0003 keeps its events, their ids are looked up
+    in event_ids, and it purges as before."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at double precision)"
@@ -163,9 +173,10 @@ def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
                 f"CREATE TABLE events_p202601 PARTITION OF events FOR VALUES FROM "
                 f"({T0 // 86400 - 4}) TO ({T0 // 86400 + 27})"
             )
-        _insert_elsewhere(conn, command(0))
-        _insert_elsewhere(conn, command(1, hour=48))
+        _insert_elsewhere(conn, command(0), ids=False)
+        _insert_elsewhere(conn, command(1, hour=48), ids=False)
     with open_storage(pg_url) as db:
+        assert stray_ids(pg_url) == ([], [])  # postgres_0003 filled event_ids
         assert db.store(APP, [command(0), command(2, hour=72)]) == StoreResult(1, 1, 0)
         assert db.purge(APP, T0 + 48 * 3600) == 1
         assert [e["id"] for e in db.raw_events(APP)] == [command(1)["id"], command(2)["id"]]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.storage.helpers import POLICY, T0, recompute, snapshot, uncovered
+from tests.storage.helpers import POLICY, T0, recompute, snapshot, stray_ids, uncovered
 from tests.strategies import valid_events
 
 from optin.storage import Storage, StoreResult, open_storage
@@ -92,6 +92,8 @@ def check(db: Storage, app: str, pool: list[dict[str, Any]], steps: list[Any]) -
     assert sorted(db.raw_events(app), key=key) == sorted(kept.values(), key=key)
     if isinstance(db, SQLiteStorage):
         assert uncovered(Path(db.path)) == [], "an event outside every span would never be purged"
+    else:
+        assert stray_ids(db.url) == ([], []), "event_ids must hold exactly the stored ids"
 
 
 def _property(storage_url: str, prefix: str, examples: int) -> None:

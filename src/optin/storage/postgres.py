@@ -4,11 +4,11 @@ Several collector processes may write at once. ``store_prepared`` is one transac
 round trips (pipeline mode), each statement over arrays (``unnest``), so a group of batches
 costs the same number of round trips whatever its size:
 
-1. BEGIN; read the apps' purge horizons and which of the group's ids exist (in any partition).
+1. BEGIN; read the apps' purge horizons and which of the group's ids exist (``event_ids``).
    Each batch is then classified as if stored after the ones before it;
-2. insert the new events with a plain ``INSERT``, and upsert the session states, returning
-   which ones flipped (struggle), computed from the old row inside ``ON CONFLICT DO UPDATE`` so
-   two processes never count the same flip;
+2. insert the new ids into ``event_ids`` and the new events, each with a plain ``INSERT``, and
+   upsert the session states, returning which ones flipped (struggle), computed from the old
+   row inside ``ON CONFLICT DO UPDATE`` so two processes never count the same flip;
 3. upsert the rollup deltas of the whole group (aggregated in memory), then COMMIT.
 
 An id another process stored since step 1 makes the insert fail with a unique violation (it
@@ -19,20 +19,23 @@ id`` would avoid the retry but cost every insert 2 µs of the server's time (pg_
 either and with a BRIN index on ``time``).
 
 Arrays are sent in binary (``%b``): psycopg quotes text arrays with a Python regex per element,
-which costs 30 ms per 100-event batch; binary arrays cost about 2 µs per event. Each app's
-events and session states, then every rollup, are written in key order, so the usual waits
-(two groups sharing rollup rows, a retry racing itself) cannot form a cycle. Some still can (one
-id sent for two apps, a purge beside a store); PostgreSQL then aborts one transaction as a
-deadlock: :class:`StorageContended`, a 503 the client retries at once.
+which costs 30 ms per 100-event batch; binary arrays cost about 2 µs per event. The group's ids,
+each app's events and session states, then every rollup, are written in key order, so the usual
+waits (two groups sharing rollup rows, a retry racing itself) cannot form a cycle. Some still can
+(a purge beside a store); PostgreSQL then aborts one transaction as a deadlock:
+:class:`StorageContended`, a 503 the client retries at once.
 
 Partitions are created on demand under an advisory lock; ``purge`` drops whole months that are
 past retention (when no other app has rows in them) and deletes only in the partial month at the
 edge, found through a BRIN index on ``time`` (a month about to be dropped is read once, to check
 that no other app has rows in it: there is no index by app). The primary key of a partitioned
 table must contain the partition key, so it is ``(id, day)``: a retry has the same hour and hits
-it; an id reused with another time is caught by step 1. (Two such conflicting copies arriving
-within the same millisecond in two processes could both be kept; a retry of the same event never
-can.)
+it. Finding an id among the events would probe every partition (11.3 µs of server time per
+event with four partitions of 300,000 events, 1.4 with one; ``bench/bench_pg_partitions.py``),
+so every stored id is also in ``event_ids`` (id, day, hash), one unpartitioned table whose
+primary key makes an id unique across days and processes. There its look-up cost 3.9 µs and
+its insert 5.3: 27.1k -> 29.1k events/s with four partitions, 44.5k -> 41-42k with one. A
+purge that drops a month deletes that month's ids; one that deletes rows deletes their ids.
 
 URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4;
 the collector's storage process uses one connection at a time, its worker one for pings) and
@@ -91,6 +94,12 @@ SELECT u.id, %s, u.time / 86400, u.time, u.kind, u.subject, u.outcome, u.duratio
 FROM unnest(%b::bytea[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::int[],
             %b::bytea[], %b::text[])
      AS u(id, time, kind, subject, outcome, duration_ms, hash, body)
+"""
+
+_IDS = """
+INSERT INTO event_ids (id, day, hash)
+SELECT u.id, u.time / 86400, u.hash FROM unnest(%b::bytea[], %b::bigint[], %b::bytea[])
+     AS u(id, time, hash)
 """
 
 _SESSIONS = """
@@ -253,11 +262,11 @@ class PostgresStorage(Storage):
 
     def _transaction(self, conn: Any, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
         conn.execute("BEGIN")
-        # 1. The apps' purge horizons and which ids are stored already (in any partition).
+        # 1. The apps' purge horizons and which ids are stored already.
         apps = sorted({batch.app for batch in batches})
         horizons = conn.execute("SELECT app, before FROM horizons WHERE app = ANY(%s)", (apps,))
         known = conn.execute(
-            "SELECT id, hash FROM events WHERE id = ANY(%b)",
+            "SELECT id, hash FROM event_ids WHERE id = ANY(%b)",
             ([row[0] for batch in batches for row in batch.rows],),
         )
         before: dict[str, int] = dict(horizons.fetchall())
@@ -285,6 +294,12 @@ class PostgresStorage(Storage):
         # 2. The new events (a plain INSERT: an id stored by another process since the
         # look-up raises UniqueViolation, and the whole transaction is tried again) and the
         # session states, which say which flipped (struggle).
+        # Every new id first, in id order (two groups wait on each other's ids in one order).
+        fresh = sorted((row for app in apps for row in rows[app]), key=_first)
+        if fresh:
+            conn.execute(
+                _IDS, ([r[0] for r in fresh], [r[1] for r in fresh], [r[6] for r in fresh])
+            )
         flips = []
         for app in apps:
             if rows[app]:
@@ -371,11 +386,21 @@ class PostgresStorage(Storage):
                         cur.execute(f"SELECT count(*) FROM {name}")
                         count = cur.fetchone()
                         removed += count[0] if count else 0
+                        # Only this app has rows in these days: every id of them is in here.
+                        cur.execute(
+                            "DELETE FROM event_ids WHERE day >= %s AND day < %s", (first, end)
+                        )
                         cur.execute(f"DROP TABLE {name}")
                         self._partitions.discard(name)
                         continue
-                cur.execute(f"DELETE FROM {name} WHERE app = %s AND time < %s", (app, before))
-                removed += cur.rowcount
+                cur.execute(
+                    f"WITH gone AS (DELETE FROM {name} WHERE app = %s AND time < %s RETURNING id),"
+                    " ids AS (DELETE FROM event_ids WHERE id IN (SELECT id FROM gone))"
+                    " SELECT count(*) FROM gone",
+                    (app, before),
+                )
+                count = cur.fetchone()
+                removed += count[0] if count else 0
         return removed
 
     def ping(self) -> None:
