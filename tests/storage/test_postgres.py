@@ -206,8 +206,10 @@ def test_a_group_is_three_round_trips(pg_url: str, tmp_path: Path) -> None:
             with db._pool.connection() as conn:
                 conn.pgconn.untrace()
     sent = [line.split("\t") for line in trace.read_text().splitlines() if line[:2] == "F\t"]
-    # The client asks for results (Flush) three times; the transaction ends with one Sync.
-    assert [m[2] for m in sent if m[2] in ("Flush", "Sync")] == ["Flush", "Flush", "Sync", "Flush"]
+    # The client asks for results (Flush) twice, then ends the transaction with one Sync (and
+    # a Flush after it when the results are not in yet): three waits for the server.
+    asked = [m[2] for m in sent if m[2] in ("Flush", "Sync")]
+    assert asked[:3] == ["Flush", "Flush", "Sync"] and asked[3:] in ([], ["Flush"]), asked
     assert sent[0][3] == ' "" "BEGIN" 0' and [m[3] for m in sent if "COMMIT" in m[-1]] == [
         ' "" "COMMIT" 0'
     ]
