@@ -99,8 +99,8 @@ def uncovered(path: Path) -> list[tuple[str, int]]:
 
 
 def stray_ids(url: str) -> tuple[list[bytes], list[bytes]]:
-    """PostgreSQL: ids in ``event_ids`` with no such event (same day and hash), and events
-    whose id is missing there. Both empty when the two tables agree."""
+    """PostgreSQL: ids in ``event_ids`` with no such event (same day and hash), and ids of
+    events missing there or kept twice. Both empty when the two tables agree."""
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -110,6 +110,7 @@ def stray_ids(url: str) -> tuple[list[bytes], list[bytes]]:
         ).fetchall()
         missing = conn.execute(
             "SELECT e.id FROM events AS e WHERE NOT EXISTS "
-            "(SELECT 1 FROM event_ids AS i WHERE i.id = e.id)"
+            "(SELECT 1 FROM event_ids AS i WHERE i.id = e.id) "
+            "UNION ALL SELECT id FROM events GROUP BY id HAVING count(*) > 1"
         ).fetchall()
     return [bytes(r[0]) for r in orphans], [bytes(r[0]) for r in missing]

@@ -138,7 +138,7 @@ def _insert_elsewhere(
     )
 
 
-@pytest.mark.parametrize("theirs", ["same", "other"])
+@pytest.mark.parametrize("theirs", ["same", "other", "other-day"])
 def test_an_id_another_collector_stores_meanwhile_is_counted_once(pg_url: str, theirs: str) -> None:
     """Its copy is not committed when we look our ids up; our insert waits on it, fails once it
     commits, and the transaction is tried again: a duplicate (or a conflict), never an error."""
@@ -146,7 +146,12 @@ def test_an_id_another_collector_stores_meanwhile_is_counted_once(pg_url: str, t
     with open_storage(pg_url) as db:
         db.store(APP, [command(0)])  # the month's partition exists
         with psycopg.connect(pg_url) as other, ThreadPoolExecutor(1) as pool:
-            _insert_elsewhere(other, mine if theirs == "same" else {**mine, "duration_ms": 7})
+            copy = {
+                "same": mine,
+                "other": {**mine, "duration_ms": 7},
+                "other-day": {**mine, "time": mine["time"] + 2 * 86400},  # another partition too
+            }[theirs]
+            _insert_elsewhere(other, copy)
             storing = pool.submit(db.store, APP, [mine, command(2)])
             time.sleep(0.5)
             assert not storing.done(), "our insert waits for their transaction"
@@ -244,3 +249,43 @@ def test_a_race_lost_every_time_is_contended_not_an_error(pg_url: str) -> None:
         assert _AlwaysRaced.tries == 5
         db.ping()  # the connection went back to the pool clean
         assert db.raw_events(APP) == []
+
+
+def test_an_id_kept_twice_before_event_ids_is_put_back_when_met(pg_url: str) -> None:
+    """Two copies of one id on other days (possible before postgres_0003): purging the one
+    event_ids stood for leaves the other without an id; a retry of it puts the id back."""
+    first, second = command(7), command(7, hour=24 * 60)  # January and March
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at double precision)"
+        )
+        with conn.transaction(), conn.cursor() as cur:
+            POSTGRES[0](cur)
+            cur.execute("INSERT INTO optin_migrations VALUES (%s, 0)", (POSTGRES[0].__name__,))
+            for name, start in (("events_p202601", T0 // 86400 - 4), ("events_p202603", 20513)):
+                cur.execute(
+                    f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM ({start}) "
+                    f"TO ({start + 31})"
+                )
+        for event in (first, second):
+            _insert_elsewhere(conn, event, ids=False)
+    with open_storage(pg_url) as db:
+        assert db.purge(APP, T0 + 40 * 86400) == 1  # January goes, and the id with it
+        assert stray_ids(pg_url) == ([], [bytes.fromhex(second["id"])])
+        assert db.store(APP, [second, command(8, hour=24 * 60)]) == StoreResult(1, 1, 0)
+        assert stray_ids(pg_url) == ([], [])
+
+
+def test_a_purge_that_drops_a_month_waits_for_the_stores_in_flight(pg_url: str) -> None:
+    """Else a store committing into the month as it is dropped would leave its id behind."""
+    with open_storage(pg_url) as db:
+        db.store(APP, [command(1)])  # January's partition
+        with psycopg.connect(pg_url) as other, ThreadPoolExecutor(1) as pool:
+            _insert_elsewhere(other, command(2))  # a store in flight, not committed
+            purging = pool.submit(db.purge, APP, T0 + 40 * 86400)
+            time.sleep(0.5)
+            assert not purging.done(), "the purge waits for the store"
+            other.commit()
+            assert purging.result(timeout=15) == 2  # it counts the late event too
+        assert _partitions(pg_url) == []
+        assert stray_ids(pg_url) == ([], [])

@@ -244,9 +244,11 @@ def postgres_0003_event_ids(cur: Any) -> None:
     cur.execute(
         "CREATE TABLE event_ids (id bytea PRIMARY KEY, day integer NOT NULL, hash bytea NOT NULL)"
     )
-    # Conflicting copies stored before (same id, other day): the oldest stands for the id.
+    # Conflicting copies stored before (same id, other day): the oldest stands for the id (a
+    # store that meets another copy puts it back). Written in day order, for the BRIN index.
     cur.execute(
-        "INSERT INTO event_ids SELECT DISTINCT ON (id) id, day, hash FROM events ORDER BY id, time"
+        "INSERT INTO event_ids SELECT * FROM (SELECT DISTINCT ON (id) id, day, hash FROM events "
+        "ORDER BY id, time) AS first ORDER BY day"
     )
     cur.execute("CREATE INDEX event_ids_day ON event_ids USING brin (day)")
 

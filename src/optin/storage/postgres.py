@@ -34,7 +34,7 @@ it. Finding an id among the events would probe every partition (11.3 µs of serv
 event with four partitions of 300,000 events, 1.4 with one; ``bench/bench_pg_partitions.py``),
 so every stored id is also in ``event_ids`` (id, day, hash), one unpartitioned table whose
 primary key makes an id unique across days and processes. There its look-up cost 3.9 µs and
-its insert 5.3: 27.1k -> 29.1k events/s with four partitions, 44.5k -> 41-42k with one. A
+its insert 5.3: 27.1k -> 28.7k-30.3k events/s with four partitions, 44.5k -> 41.0k-42.1k with one. A
 purge that drops a month deletes that month's ids; one that deletes rows deletes their ids.
 
 URL: ``postgresql://user:password@host:port/dbname`` plus optional ``pool_size`` (default 4;
@@ -139,6 +139,11 @@ def month_of(day: int) -> tuple[str, int, int]:
     )
 
 
+def _month_end(name: str) -> int:
+    """The first day after a partition's month, from its name (``events_pYYYYMM``)."""
+    return month_of((dt.date(int(name[8:12]), int(name[12:14]), 1) - _EPOCH).days)[2]
+
+
 class PostgresStorage(Storage):
     """Storage in a PostgreSQL database (see the module docstring)."""
 
@@ -232,8 +237,13 @@ class PostgresStorage(Storage):
             for _ in range(_ATTEMPTS):
                 try:
                     return self._store(batches)
-                except psycopg.errors.UniqueViolation:
+                except psycopg.errors.UniqueViolation as exc:
                     # Another process stored one of these ids since our look-up: look again.
+                    if exc.diag.constraint_name != "event_ids_pkey":
+                        # An event whose id is missing from event_ids (stored by a collector
+                        # older than postgres_0003, or the second copy of an id kept twice
+                        # before it): put its id back, then look again.
+                        self._restore_ids(batches)
                     continue
                 except psycopg.errors.CheckViolation:
                     if relearnt:
@@ -247,6 +257,14 @@ class PostgresStorage(Storage):
             f"PostgreSQL at {self._where}: other collectors kept storing the same events "
             f"({_ATTEMPTS} attempts)"
         )
+
+    def _restore_ids(self, batches: Sequence[PreparedBatch]) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO event_ids SELECT DISTINCT ON (id) id, day, hash FROM events "
+                "WHERE id = ANY(%b) ORDER BY id, time ON CONFLICT DO NOTHING",
+                ([row[0] for batch in batches for row in batch.rows],),
+            )
 
     def _store(self, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
         """One transaction in three round trips (pipeline mode): look up, write, count."""
@@ -362,16 +380,21 @@ class PostgresStorage(Storage):
         ):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
             cur.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
+            )
+            names = [name for (name,) in cur.fetchall()]
+            if any(_month_end(name) * 86400 <= before for name in names):
+                # A month may be dropped: first let the stores in flight commit, and hold new
+                # ones, so that what is counted, and whose ids are deleted, is all there is.
+                cur.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            cur.execute(
                 "INSERT INTO horizons VALUES (%s, %s) ON CONFLICT (app) "
                 "DO UPDATE SET before = GREATEST(horizons.before, excluded.before)",
                 (app, before),
             )
             cur.execute("DELETE FROM sessions WHERE app = %s AND day < %s", (app, cutoff))
-            cur.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
-            )
-            for (name,) in cur.fetchall():
+            for name in names:
                 year, month = int(name[8:12]), int(name[12:14])
                 _, first, end = month_of((dt.date(year, month, 1) - _EPOCH).days)
                 if first * 86400 >= before:
@@ -394,9 +417,9 @@ class PostgresStorage(Storage):
                         self._partitions.discard(name)
                         continue
                 cur.execute(
-                    f"WITH gone AS (DELETE FROM {name} WHERE app = %s AND time < %s RETURNING id),"
-                    " ids AS (DELETE FROM event_ids WHERE id IN (SELECT id FROM gone))"
-                    " SELECT count(*) FROM gone",
+                    f"WITH gone AS (DELETE FROM {name} WHERE app = %s AND time < %s "
+                    "RETURNING id, day), ids AS (DELETE FROM event_ids AS i USING gone AS g "
+                    "WHERE i.id = g.id AND i.day = g.day) SELECT count(*) FROM gone",
                     (app, before),
                 )
                 count = cur.fetchone()
