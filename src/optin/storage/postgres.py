@@ -280,15 +280,17 @@ class PostgresStorage(Storage):
 
     def _transaction(self, conn: Any, batches: Sequence[PreparedBatch]) -> list[StoreResult]:
         conn.execute("BEGIN")
-        # 1. The apps' purge horizons and which ids are stored already.
+        # 1. The apps' purge horizons and which ids are stored already, in one statement (one
+        # snapshot: a purge committing between two reads could hide an id it deleted while
+        # showing the horizon from before it, and the event would be stored again).
         apps = sorted({batch.app for batch in batches})
-        horizons = conn.execute("SELECT app, before FROM horizons WHERE app = ANY(%s)", (apps,))
-        known = conn.execute(
-            "SELECT id, hash FROM event_ids WHERE id = ANY(%b)",
-            ([row[0] for batch in batches for row in batch.rows],),
-        )
-        before: dict[str, int] = dict(horizons.fetchall())
-        existing = {bytes(i): bytes(h) for i, h in known.fetchall()}
+        found = conn.execute(
+            "SELECT NULL::text, id, hash, NULL::bigint FROM event_ids WHERE id = ANY(%b) "
+            "UNION ALL SELECT app, NULL, NULL, before FROM horizons WHERE app = ANY(%s)",
+            ([row[0] for batch in batches for row in batch.rows], apps),
+        ).fetchall()
+        before: dict[str, int] = {app: t for app, _, _, t in found if app is not None}
+        existing = {bytes(i): bytes(h) for app, i, h, _ in found if app is None}
         # Each batch as if stored after the ones before it: a later copy is a repeat.
         results: list[StoreResult] = []
         rows: dict[str, list[Row]] = {app: [] for app in apps}
