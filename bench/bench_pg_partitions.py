@@ -32,7 +32,7 @@ from optin.storage.base import PreparedBatch, prepare_batch
 from optin.storage.postgres import PostgresStorage
 
 STATEMENTS = {
-    "look-up": "SELECT id, hash FROM event%",
+    "look-up": "SELECT %event_ids WHERE id%",
     "insert": "INSERT INTO events %",
     "ids": "INSERT INTO event_ids %",
     "rollups": "INSERT INTO rollups %",
