@@ -2,13 +2,15 @@
 
     python bench/bench_pg_partitions.py [--months 1,4] [--per-month 300000] [--groups 250]
 
-The look-up of a group's ids (``WHERE id = ANY(...)``) probes every monthly partition: the
-primary key must contain the partition key (``day``), and an id reused with another time must
-still be found. A collector keeping 90 days has four partitions. For each ``--months`` value
-this fills a throwaway server (fsync on) with ``--per-month`` events in each older month, then
-times ``--groups`` groups of 3 prepared batches of 100 new events (as the storage process
-stores them), and prints events/s beside the server's execution time per event of the look-up,
-the insert and the rollup upsert (pg_stat_statements; planning not included).
+A collector keeping 90 days has four monthly partitions. Looking a group's ids up among the
+events probed every one of them (the primary key must contain the partition key, ``day``):
+11.3 µs of server time per event with four, 1.4 with one. Since ``postgres_0003`` the look-up
+reads ``event_ids``, one unpartitioned table. For each ``--months`` value this fills a
+throwaway server (fsync on) with ``--per-month`` events in each older month, then times
+``--groups`` groups of 3 prepared batches of 100 new events (as the storage process stores
+them), and prints events/s beside the server's execution time per event of the look-up, the
+events' insert, the ids' insert, the rollup upsert and every statement together
+(pg_stat_statements; planning not included).
 """
 
 from __future__ import annotations
