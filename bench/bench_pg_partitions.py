@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bench_ingest
 from bench.pgserver import throwaway_postgres
 
-from optin.storage.base import PreparedBatch, prepare_batch
+from optin.storage.base import prepare_batch
 from optin.storage.postgres import PostgresStorage
 
 STATEMENTS = {
@@ -70,11 +70,10 @@ def run(months: int, per_month: int, groups: int) -> None:
                 conn.execute("VACUUM ANALYZE")
                 conn.execute("SELECT pg_stat_statements_reset()")
             start = time.perf_counter()
-            timed: list[PreparedBatch] = new
-            for i in range(0, len(timed), 3):
-                storage.store_prepared(timed[i : i + 3])
+            for i in range(0, len(new), 3):
+                storage.store_prepared(new[i : i + 3])
             seconds = time.perf_counter() - start
-        events = 100 * len(timed)
+        events = 100 * len(new)
         with psycopg.connect(url, autocommit=True) as conn:
             parts = conn.execute(
                 "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"

@@ -39,6 +39,6 @@ class NullStorage:
 
 
 if __name__ == "__main__":
-    app = create_app(POLICY, "sqlite:///unused.db", rate_limit=0, writer_threads=0)
+    app = create_app(POLICY, "sqlite:///unused.db", rate_limit=0, writer_inline=True)
     app.writer._opener = lambda url: NullStorage()  # type: ignore[assignment,return-value]
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), **server_options())

@@ -1,5 +1,5 @@
 """The writer: requests that arrive together share one transaction, in a storage process (the
-default on SQLite), on the loop, or on threads; a storage process that dies is replaced."""
+default) or on the loop; a storage process that dies is replaced."""
 
 from __future__ import annotations
 
@@ -54,14 +54,7 @@ EXPECTED = [StoreResult(1, 0, 0)] * 7 + [StoreResult(0, 1, 0), StoreResult(2, 0,
 
 def test_on_the_loop_concurrent_requests_share_one_transaction(tmp_path: Path) -> None:
     Recording.groups = []
-    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=0, opener=Recording)
-    assert _together(writer, event()) == EXPECTED
-    assert Recording.groups == [8, 1]
-
-
-def test_on_threads_concurrent_requests_share_one_transaction(tmp_path: Path) -> None:
-    Recording.groups = []
-    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=2, opener=Recording)
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), inline=True, opener=Recording)
     assert _together(writer, event()) == EXPECTED
     assert Recording.groups == [8, 1]
 
@@ -121,7 +114,7 @@ def test_a_lost_race_is_retried_at_once_a_storage_down_after_a_pause(
     tmp_path: Path, error: type[Exception], then: int
 ) -> None:
     FailsOnce.error, FailsOnce.calls = error, 0
-    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), threads=0, opener=FailsOnce)
+    writer = Writer(f"sqlite:///{tmp_path / 'o.db'}", Metrics(), inline=True, opener=FailsOnce)
 
     async def main() -> list[Any]:
         try:

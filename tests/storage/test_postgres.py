@@ -18,7 +18,7 @@ from tests.storage.helpers import APP, T0, command, recompute, snapshot, stray_i
 from optin.storage import StorageContended, StorageUnavailable, StoreResult, open_storage
 from optin.storage.base import prepare_batch
 from optin.storage.migrations import POSTGRES
-from optin.storage.postgres import PostgresStorage
+from optin.storage.postgres import PostgresStorage, month_of
 
 _OPEN = """
 import sys
@@ -164,27 +164,33 @@ def test_an_id_another_collector_stores_meanwhile_is_counted_once(pg_url: str, t
         assert snapshot(db) == recompute([command(0), command(2)])
 
 
-def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
-    """A database made before postgres_0002 and 0003 keeps its events, their ids are looked up
-    in event_ids, and it purges as before."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+def _made_before_0002(url: str, events: list[dict[str, Any]]) -> None:
+    """A database as postgres_0001 left it, holding ``events`` (no event_ids then)."""
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at double precision)"
         )
         with conn.transaction(), conn.cursor() as cur:
             POSTGRES[0](cur)
             cur.execute("INSERT INTO optin_migrations VALUES (%s, 0)", (POSTGRES[0].__name__,))
-            cur.execute(
-                f"CREATE TABLE events_p202601 PARTITION OF events FOR VALUES FROM "
-                f"({T0 // 86400 - 4}) TO ({T0 // 86400 + 27})"
-            )
-        _insert_elsewhere(conn, command(0), ids=False)
-        _insert_elsewhere(conn, command(1, hour=48), ids=False)
+            for name, first, end in sorted({month_of(e["time"] // 86400) for e in events}):
+                cur.execute(
+                    f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM ({first}) TO ({end})"
+                )
+        for event in events:
+            _insert_elsewhere(conn, event, ids=False)
+
+
+def test_migration_replaces_the_app_day_index_with_brin(pg_url: str) -> None:
+    """A database made before postgres_0002 and 0003 keeps its events, their ids are looked up
+    in event_ids, and it purges as before."""
+    _made_before_0002(pg_url, [command(0), command(1, hour=48)])
     with open_storage(pg_url) as db:
         assert stray_ids(pg_url) == ([], [])  # postgres_0003 filled event_ids
         assert db.store(APP, [command(0), command(2, hour=72)]) == StoreResult(1, 1, 0)
         assert db.purge(APP, T0 + 48 * 3600) == 1
         assert [e["id"] for e in db.raw_events(APP)] == [command(1)["id"], command(2)["id"]]
+        assert stray_ids(pg_url) == ([], [])  # the purged event's id went with it
     with psycopg.connect(pg_url) as conn:
         indexes = dict(
             conn.execute(
@@ -255,20 +261,7 @@ def test_an_id_kept_twice_before_event_ids_is_put_back_when_met(pg_url: str) -> 
     """Two copies of one id on other days (possible before postgres_0003): purging the one
     event_ids stood for leaves the other without an id; a retry of it puts the id back."""
     first, second = command(7), command(7, hour=24 * 60)  # January and March
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE optin_migrations (name TEXT PRIMARY KEY, applied_at double precision)"
-        )
-        with conn.transaction(), conn.cursor() as cur:
-            POSTGRES[0](cur)
-            cur.execute("INSERT INTO optin_migrations VALUES (%s, 0)", (POSTGRES[0].__name__,))
-            for name, start in (("events_p202601", T0 // 86400 - 4), ("events_p202603", 20513)):
-                cur.execute(
-                    f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM ({start}) "
-                    f"TO ({start + 31})"
-                )
-        for event in (first, second):
-            _insert_elsewhere(conn, event, ids=False)
+    _made_before_0002(pg_url, [first, second])
     with open_storage(pg_url) as db:
         assert db.purge(APP, T0 + 40 * 86400) == 1  # January goes, and the id with it
         assert stray_ids(pg_url) == ([], [bytes.fromhex(second["id"])])

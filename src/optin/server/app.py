@@ -101,7 +101,7 @@ class Collector:
         trust_proxy: bool = False,
         rate_limit: float = 600.0,
         body_timeout: float = 20.0,
-        writer_threads: int | None = None,
+        writer_inline: bool = False,
         dashboard: ASGIApp | None = None,
         extra_routes: Sequence[BaseRoute] = (),
         metrics_dir: str | None = None,
@@ -112,7 +112,7 @@ class Collector:
         #: ``rate_limit`` requests per minute per source, with a burst of as many.
         self.limiter = RateLimiter(rate_limit / 60.0, max(1.0, rate_limit))
         self.body_timeout = body_timeout
-        self.writer = Writer(storage_url, self.metrics, threads=writer_threads)
+        self.writer = Writer(storage_url, self.metrics, inline=writer_inline)
         self._openapi = orjson.dumps(openapi_document())
         routes: list[BaseRoute] = [
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -317,7 +317,7 @@ def create_app(
     """The collector for ``policies`` (loaded, or a file / directory of them) and a database URL.
 
     Options: ``trust_proxy``, ``rate_limit`` (requests per minute per source; 0 turns it off),
-    ``body_timeout`` (seconds), ``writer_threads``, ``dashboard`` (an ASGI app for
+    ``body_timeout`` (seconds), ``writer_inline``, ``dashboard`` (an ASGI app for
     ``/dashboard``; default :class:`~optin.server.dashboard.Dashboard`), ``dashboard_token``
     (required by the default dashboard when given), ``extra_routes``, ``metrics_dir`` (where
     the workers of one ``optin serve --workers N`` share their counts).

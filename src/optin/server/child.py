@@ -16,24 +16,11 @@ import os
 import sys
 from typing import Any
 
-from optin.storage import (
-    StorageContended,
-    StorageError,
-    StorageFull,
-    StorageUnavailable,
-    StoreResult,
-)
+from optin.storage import StorageError, StorageUnavailable, StoreResult
 from optin.storage.base import PreparedBatch
-from optin.storage.process import HEADER, decode_frame, encode_frame
+from optin.storage.process import ERRORS, HEADER, decode_frame, encode_frame
 
 __all__ = ["StorageProcess"]
-
-_ERRORS: dict[str, type[StorageError]] = {
-    "contended": StorageContended,
-    "unavailable": StorageUnavailable,
-    "full": StorageFull,
-    "error": StorageError,
-}
 
 
 class _Child:
@@ -135,7 +122,7 @@ class StorageProcess:
         answer = await waiter
         error = answer.get("error")
         if error is not None:
-            raise _ERRORS.get(error, StorageError)(answer.get("message", error))
+            raise ERRORS.get(error, StorageError)(answer.get("message", error))
         return [StoreResult(*r) for r in answer["results"]]
 
     async def close(self, timeout: float = 15.0) -> None:

@@ -11,22 +11,21 @@ go (``sys.setswitchinterval`` did not help). The storage process against the loo
 alternated runs (grouped transactions in both): 28.5k and 24.8k against 16.7k and 18.1k.
 PostgreSQL, two workers, batch 100, the same storage code: 29.4k-41.2k events/s on four threads
 per worker against 49.4k-52.5k with the storage process (8 connections; with 32, 45.4k-48.4k
-against 52.7k-64.8k): each thread waits for the GIL after every round trip. ``threads=0`` keeps
-the calls on the loop (tests, and the null storage of the bench); ``threads=N`` runs them on N
-threads. A storage process writes one transaction at a time
-(SQLite writes serialise anyway; on PostgreSQL, what arrives meanwhile makes the next group
-larger). After a :class:`StorageUnavailable` (a lock held beyond the busy timeout, a server
-down) the writer answers 503 at once for ``cooldown`` seconds instead of waiting again for every
-request; not after a :class:`StorageContended` (a transaction that lost a race with another).
-When ``max_pending`` batches already wait, more are refused with 503 + ``Retry-After`` at once
-instead of queueing without bound.
+against 52.7k-64.8k): each thread waits for the GIL after every round trip. ``inline=True``
+keeps the calls on the loop (tests, and the null storage of the bench). A storage process
+writes one transaction at a time (SQLite writes serialise anyway; on PostgreSQL, what arrives
+meanwhile makes the next group larger). After a :class:`StorageUnavailable` (a lock held beyond
+the busy timeout, a server down) the writer answers 503 at once for ``cooldown`` seconds instead
+of waiting again for every request; not after a :class:`StorageContended` (a transaction that
+lost a race with another). When ``max_pending`` batches already wait, more are refused with 503
++ ``Retry-After`` at once instead of queueing without bound.
 
 Requests that reach the writer in the same turn of the loop (with several connections busy,
 the requests parsed while the previous commit ran) are stored together by ``store_prepared``:
 one transaction, one commit (one fsync), each request answered with its own counts once it is
 durable.
 
-The storage (for pings, and for the calls themselves with ``threads``) is opened lazily and
+The storage (for pings, and for the calls themselves when ``inline``) is opened lazily and
 reopened after a failure to open, so a collector started while its database is down answers
 503 and recovers by itself.
 """
@@ -84,7 +83,7 @@ class Writer:
         url: str,
         metrics: Metrics,
         *,
-        threads: int | None = None,
+        inline: bool = False,
         max_pending: int = 128,
         cooldown: float = 1.0,
         opener: Callable[[str], Storage] = open_storage,
@@ -92,14 +91,13 @@ class Writer:
         self.url = url
         self.metrics = metrics
         self.max_pending = max_pending
-        # A storage process by default; threads=0: on the loop; threads=N: on N threads.
-        self.child = StorageProcess(url) if threads is None else None
-        self.inline = threads == 0
-        #: One writer at a time (on the loop or in the child): a lock wait is worth remembering.
-        self._serial = not threads
+        # A storage process, or (inline) the calls on the loop.
+        self.child = None if inline else StorageProcess(url)
+        self.inline = inline
         self.cooldown = cooldown
         self._unavailable_until = 0.0
-        self._pool = ThreadPoolExecutor(threads or 1, thread_name_prefix="optin-writer")
+        # One thread, for pings (the storage process does the writes).
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="optin-writer")
         self._opener = opener
         self._storage: Storage | None = None
         self._open_lock = threading.Lock()
@@ -122,7 +120,7 @@ class Writer:
     @contextlib.contextmanager
     def _answers(self) -> Iterator[None]:
         """Storage failures as the HTTP errors a client is given (never the cause itself)."""
-        if self._serial and time.monotonic() < self._unavailable_until:
+        if time.monotonic() < self._unavailable_until:
             self.metrics.storage_errors["unavailable"] += 1
             raise HTTPError(
                 "unavailable", "the storage is unavailable or busy; retry later", retry_after=5

@@ -52,7 +52,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -139,9 +139,15 @@ def month_of(day: int) -> tuple[str, int, int]:
     )
 
 
-def _month_end(name: str) -> int:
-    """The first day after a partition's month, from its name (``events_pYYYYMM``)."""
-    return month_of((dt.date(int(name[8:12]), int(name[12:14]), 1) - _EPOCH).days)[2]
+def _month_days(name: str) -> tuple[int, int]:
+    """A partition's first day and the day after its month, from its name (events_pYYYYMM)."""
+    _, first, end = month_of((dt.date(int(name[8:12]), int(name[12:14]), 1) - _EPOCH).days)
+    return first, end
+
+
+def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one list per column, the arrays an ``unnest`` takes."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class PostgresStorage(Storage):
@@ -311,39 +317,22 @@ class PostgresStorage(Storage):
             results.append(
                 StoreResult(len(new), duplicates + batch.duplicates, conflicts + batch.conflicts)
             )
-        # 2. The new events (a plain INSERT: an id stored by another process since the
-        # look-up raises UniqueViolation, and the whole transaction is tried again) and the
-        # session states, which say which flipped (struggle).
-        # Every new id first, in id order (two groups wait on each other's ids in one order).
+        # 2. The new ids, then the new events (plain INSERTs: an id stored by another process
+        # since the look-up raises UniqueViolation, and the whole transaction is tried again),
+        # and the session states, which say which flipped (struggle). The ids of every app go
+        # first, in id order, so two groups wait on each other's ids in one order.
         fresh = sorted((row for app in apps for row in rows[app]), key=_first)
         if fresh:
-            conn.execute(
-                _IDS, ([r[0] for r in fresh], [r[1] for r in fresh], [r[6] for r in fresh])
-            )
+            conn.execute(_IDS, _columns((r[0], r[1], r[6]) for r in fresh))
         flips = []
         for app in apps:
             if rows[app]:
                 rows[app].sort(key=_first)
-                *columns, bodies = (list(c) for c in zip(*rows[app], strict=True))
+                *columns, bodies = _columns(rows[app])
                 conn.execute(_INSERT, (app, *columns, [b.decode() for b in bodies]))
             if states[app]:
-                ordered = sorted(states[app].items())
-                flips.append(
-                    (
-                        app,
-                        conn.execute(
-                            _SESSIONS,
-                            (
-                                app,
-                                [k[0] for k, _ in ordered],
-                                [k[1] for k, _ in ordered],
-                                [k[2] for k, _ in ordered],
-                                [s[0] for _, s in ordered],
-                                [s[1] for _, s in ordered],
-                            ),
-                        ),
-                    )
-                )
+                ordered = _columns((*key, *state) for key, state in sorted(states[app].items()))
+                flips.append((app, conn.execute(_SESSIONS, (app, *ordered))))
         for app, cur in flips:
             for day, command, failed, recovered in cur.fetchall():
                 if failed:
@@ -353,21 +342,9 @@ class PostgresStorage(Storage):
         # 3. Every rollup delta at once, in key order (concurrent transactions lock them in
         # the same order: no deadlock), then COMMIT.
         if counts:
-            ordered_counts = sorted(
-                counts.items(),
-                key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][3], kv[0][4]),
-            )
-            conn.execute(
-                _ROLLUPS,
-                (
-                    [k[0] for k, _ in ordered_counts],
-                    [k[2] for k, _ in ordered_counts],
-                    [k[1] for k, _ in ordered_counts],
-                    [k[3] for k, _ in ordered_counts],
-                    [k[4] for k, _ in ordered_counts],
-                    [n for _, n in ordered_counts],
-                ),
-            )
+            # In the primary key's order: (app, metric, day, subject, key).
+            keyed = sorted((a, m, d, sub, key, n) for (a, d, m, sub, key), n in counts.items())
+            conn.execute(_ROLLUPS, _columns(keyed))
         conn.execute("COMMIT")
         return results
 
@@ -386,7 +363,7 @@ class PostgresStorage(Storage):
                 "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
             )
             names = [name for (name,) in cur.fetchall()]
-            if any(_month_end(name) * 86400 <= before for name in names):
+            if any(_month_days(name)[1] * 86400 <= before for name in names):
                 # A month may be dropped: first let the stores in flight commit, and hold new
                 # ones, so that what is counted, and whose ids are deleted, is all there is.
                 cur.execute("LOCK TABLE events IN EXCLUSIVE MODE")
@@ -397,8 +374,7 @@ class PostgresStorage(Storage):
             )
             cur.execute("DELETE FROM sessions WHERE app = %s AND day < %s", (app, cutoff))
             for name in names:
-                year, month = int(name[8:12]), int(name[12:14])
-                _, first, end = month_of((dt.date(year, month, 1) - _EPOCH).days)
+                first, end = _month_days(name)
                 if first * 86400 >= before:
                     continue
                 if end * 86400 <= before:

@@ -44,7 +44,7 @@ from optin.storage.base import (
     StoreResult,
 )
 
-__all__ = ["HEADER", "decode_frame", "encode_frame", "main"]
+__all__ = ["ERRORS", "HEADER", "decode_frame", "encode_frame", "main"]
 
 HEADER = struct.Struct(">I")
 #: Events stored in one transaction at most: more would not commit faster, only hold more memory.
@@ -61,17 +61,19 @@ def decode_frame(body: bytes) -> Any:
     return marshal.loads(body)
 
 
+#: The error kinds of an answer, the most specific first (the worker raises the same class).
+ERRORS: dict[str, type[StorageError]] = {
+    "contended": StorageContended,
+    "unavailable": StorageUnavailable,
+    "full": StorageFull,
+    "error": StorageError,
+}
+
+
 def _error(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, StorageContended):
-        kind = "contended"
-    elif isinstance(exc, StorageUnavailable):
-        kind = "unavailable"
-    elif isinstance(exc, StorageFull):
-        kind = "full"
-    else:
-        kind = "error"
-        if not isinstance(exc, StorageError):
-            log.error("storage process: %s", type(exc).__name__, exc_info=exc)
+    kind = next((kind for kind, cls in ERRORS.items() if isinstance(exc, cls)), "error")
+    if not isinstance(exc, StorageError):
+        log.error("storage process: %s", type(exc).__name__, exc_info=exc)
     return {"error": kind, "message": str(exc)}
 
 
