@@ -10,6 +10,7 @@ from typing import Any
 from optin.analytics.rollups import METRICS, Key, deltas, session_states, struggle_deltas
 from optin.policy import load
 from optin.storage import Storage
+from optin.storage.sqlite import path_from_url
 
 POLICY = load(Path(__file__).parent.parent / "data" / "policy.toml")
 APP = POLICY.app
@@ -99,8 +100,14 @@ def uncovered(path: Path) -> list[tuple[str, int]]:
 
 
 def stray_ids(url: str) -> tuple[list[bytes], list[bytes]]:
-    """PostgreSQL: ids in ``event_ids`` with no such event (same day and hash), and ids of
-    events missing there or kept twice. Both empty when the two tables agree."""
+    """Ids in the id tables with no such event (same hash; on PostgreSQL same day too), and ids
+    of events missing there or kept twice. Both empty when the tables agree.
+
+    On SQLite only the events at or below the merge mark have their ids in the tables (the
+    newer ones are in the storage's memory), and ``id_merge.merged`` must count ``event_ids``.
+    """
+    if url.startswith("sqlite:"):
+        return _sqlite_stray_ids(path_from_url(url.split("?")[0]))
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -114,3 +121,26 @@ def stray_ids(url: str) -> tuple[list[bytes], list[bytes]]:
             "UNION ALL SELECT id FROM events GROUP BY id HAVING count(*) > 1"
         ).fetchall()
     return [bytes(r[0]) for r in orphans], [bytes(r[0]) for r in missing]
+
+
+def _sqlite_stray_ids(path: str) -> tuple[list[bytes], list[bytes]]:
+    ids = "SELECT id, hash FROM event_ids UNION ALL SELECT id, hash FROM event_ids_young"
+    db = sqlite3.connect(path)
+    try:
+        orphans = db.execute(
+            f"SELECT i.id FROM ({ids}) AS i WHERE NOT EXISTS "
+            "(SELECT 1 FROM events AS e WHERE e.id = i.id AND e.hash = i.hash)"
+        ).fetchall()
+        missing = db.execute(
+            f"SELECT e.id FROM events AS e WHERE e.rowid <= (SELECT upto FROM id_merge) "
+            f"AND NOT EXISTS (SELECT 1 FROM ({ids}) AS i WHERE i.id = e.id) "
+            f"UNION ALL SELECT id FROM ({ids}) GROUP BY id HAVING count(*) > 1 "
+            "UNION ALL SELECT id FROM events GROUP BY id HAVING count(*) > 1"
+        ).fetchall()
+        (merged, counted) = db.execute(
+            "SELECT merged, (SELECT count(*) FROM event_ids) FROM id_merge"
+        ).fetchone()
+    finally:
+        db.close()
+    assert merged == counted, f"id_merge.merged is {merged}, event_ids holds {counted}"
+    return [r[0] for r in orphans], [r[0] for r in missing]

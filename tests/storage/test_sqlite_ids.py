@@ -1,18 +1,21 @@
-"""SQLite's deduplication: recent ids in memory, older ones in ``event_ids`` (merged in bulk).
+"""SQLite's deduplication: recent ids in memory, older ones in ``event_ids_young`` and
+``event_ids`` (merged in bulk).
 
-What must hold whatever the merge schedule: an id is found whether it is in memory or merged,
-two collector processes on one file see each other's events, a purge or a rollback leaves no
-stale id in memory, and a database made before ``event_ids`` existed keeps its events and ids.
+What must hold whatever the merge schedule: an id is found whether it is in memory, young or
+merged, two collector processes on one file see each other's events, a purge or a rollback
+leaves no stale id in memory, and a database made before ``event_ids`` existed keeps its events
+and ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from tests.storage.helpers import APP, T0, active, command, recompute, snapshot
+from tests.storage.helpers import APP, T0, active, command, recompute, snapshot, stray_ids
 
 from optin.storage import StorageFull, StoreResult, open_storage
 from optin.storage.base import prepare
@@ -25,7 +28,9 @@ def _marks(path: Path) -> tuple[int, int, int, int]:
     try:
         (upto,) = db.execute("SELECT upto FROM id_merge").fetchone()
         top, events = db.execute("SELECT coalesce(max(rowid), 0), count(*) FROM events").fetchone()
-        (merged,) = db.execute("SELECT count(*) FROM event_ids").fetchone()
+        (merged,) = db.execute(
+            "SELECT (SELECT count(*) FROM event_ids) + (SELECT count(*) FROM event_ids_young)"
+        ).fetchone()
         return upto, top, merged, events
     finally:
         db.close()
@@ -46,6 +51,56 @@ def test_ids_are_found_in_memory_and_after_a_merge(tmp_path: Path) -> None:
         assert snapshot(db) == recompute([command(i) for i in range(7)])
     with open_storage(f"sqlite:///{path}") as db:  # a restart: half merged, half not
         assert db.store(APP, [command(i) for i in range(8)]) == StoreResult(1, 7, 0)
+
+
+def _spread(n: int, **extra: object) -> dict[str, object]:
+    """A command whose id starts anywhere in the id space (``command``'s all start 0000)."""
+    ident = hashlib.blake2b(str(n).encode(), digest_size=16).hexdigest()
+    return command(n, id=ident, hour=n % 48, **extra)
+
+
+def _tables(path: Path) -> tuple[int, int, int]:
+    """(ids in event_ids, ids in event_ids_young, where the next slice starts)."""
+    db = sqlite3.connect(path)
+    try:
+        big, young, cursor = db.execute(
+            "SELECT (SELECT count(*) FROM event_ids), (SELECT count(*) FROM event_ids_young), "
+            "cursor FROM id_merge"
+        ).fetchone()
+        return big, young, cursor
+    finally:
+        db.close()
+
+
+def test_merges_go_through_the_young_table_one_slice_at_a_time(tmp_path: Path) -> None:
+    """Small merges into a larger event_ids land in event_ids_young; each moves one slice of the
+    id space on; every id is found wherever it is, and a purge takes it from either table."""
+    path = tmp_path / "o.db"
+    url = f"sqlite:///{path}?merge_every=10"
+    seen = []
+    with open_storage(url) as db:
+        db.store(APP, [_spread(i) for i in range(200)])  # merged straight: event_ids was empty
+        assert _tables(path) == (200, 0, 0)
+        for start in range(200, 400, 10):  # 20 merges of 10 into 200+: sqrt(2n/m) slices
+            assert db.store(APP, [_spread(i) for i in range(start, start + 10)]).accepted == 10
+            seen.append(_tables(path))
+            assert stray_ids(url) == ([], [])
+        assert all(young for _, young, _ in seen), "merges of 10 into 200+ ids go young"
+        assert len({cursor for *_, cursor in seen}) > 3, "the slice moves on at every merge"
+        big, young, _ = seen[-1]
+        assert big + young == 400 and big > 200, "slices moved ids on into event_ids"
+        # Every id is found (memory is empty: each store just merged), repeats and conflicts.
+        assert db.store(APP, [_spread(i) for i in range(400)]) == StoreResult(0, 400, 0)
+        clashes = [_spread(i, duration_ms=7) for i in range(0, 400, 7)]
+        assert db.store(APP, clashes) == StoreResult(0, 0, len(clashes))
+        kept = [_spread(i) for i in range(400) if i % 48 >= 24]
+        assert db.purge(APP, T0 + 24 * 3600) == 400 - len(kept)  # hours 0..23 of each 48
+        assert stray_ids(url) == ([], [])
+        assert sum(_tables(path)[:2]) == len(kept)
+        assert db.store(APP, [_spread(i) for i in range(400)]) == StoreResult(0, 400, 0)
+        assert db.raw_events(APP) == sorted(kept, key=lambda e: (e["time"], e["id"]))
+    with open_storage(url) as db:  # a restart finds them too
+        assert db.store(APP, kept) == StoreResult(0, len(kept), 0)
 
 
 def test_two_collectors_on_one_file_see_each_others_events(tmp_path: Path) -> None:
@@ -122,6 +177,7 @@ def test_a_database_from_before_event_ids_keeps_its_events_and_ids(tmp_path: Pat
         clash = command(2, hour=1, outcome="failure")
         assert storage.store(APP, [*old, clash, command(4)]) == StoreResult(1, 3, 1)
     assert _marks(path) == (3, 4, 3, 4)
+    assert stray_ids(f"sqlite:///{path}") == ([], []), "0004 counts the ids already merged"
     db = sqlite3.connect(path)
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     db.close()

@@ -132,10 +132,30 @@ def sqlite_0003_event_spans(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX events_app_time")
 
 
+def sqlite_0004_young_ids(db: sqlite3.Connection) -> None:
+    """Merges land in a small ``event_ids_young`` and move into ``event_ids`` a slice at a time.
+
+    Merging 100,000 random ids straight into ``event_ids`` dirties nearly every leaf page once
+    the table holds millions (9.1 µs per event at 10 M events, against 1.7 at 300,000). The
+    young table stays small, and each merge moves one slice of the id space out of it, so a
+    merge writes the young table's pages and a slice of the big one's (see
+    :func:`optin.storage.sqlite.merge_ids`). ``merged`` counts the ids in ``event_ids`` (the
+    slices are sized from it); ``cursor`` is where the next slice starts (the first two bytes
+    of an id, 0 to 65,535).
+    """
+    db.execute(
+        "CREATE TABLE event_ids_young (id BLOB PRIMARY KEY, hash BLOB NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("ALTER TABLE id_merge ADD COLUMN merged INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE id_merge ADD COLUMN cursor INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE id_merge SET merged = (SELECT count(*) FROM event_ids)")
+
+
 SQLITE: list[Callable[[sqlite3.Connection], None]] = [
     sqlite_0001_initial,
     sqlite_0002_event_ids,
     sqlite_0003_event_spans,
+    sqlite_0004_young_ids,
 ]
 
 

@@ -11,11 +11,13 @@ Deduplication without a unique index on the events: such an index on random ids 
 event on a random page, and a commit writes each page it changed to the WAL, so storing cost
 about one 4 KiB page write per event, more as the index outgrew the page cache. Instead, the
 ids of the events above the mark ``id_merge.upto`` (the newest, at most ``merge_every``) are
-held in memory, and every ``merge_every`` events they are inserted into ``event_ids`` in one
-sorted pass, which writes each page of that table once. A look-up checks memory, then
-``event_ids``. The copy in memory is derived from the file: each transaction first reads the
-events other processes appended since (none, with one collector), and rebuilds it when
-``id_merge.generation`` moved (another process merged or purged) or after a rollback.
+held in memory, and every ``merge_every`` events they are inserted into the id tables in one
+sorted pass, which writes each page it touches once: into ``event_ids`` while it is small, else
+into the small ``event_ids_young``, one slice of which then moves into ``event_ids`` (see
+:func:`merge_ids`). A look-up checks memory, then both tables. The copy in memory is derived
+from the file: each transaction first reads the events other processes appended since (none,
+with one collector), and rebuilds it when ``id_merge.generation`` moved (another process merged
+or purged) or after a rollback.
 
 No index on the events' time: a purge finds its rows through ``event_spans``, rowid ranges
 of one app's events with the oldest time among them (one row written per app and transaction,
@@ -36,6 +38,7 @@ collector being killed; ``full`` also survives power loss, at one fsync per batc
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -62,6 +65,8 @@ __all__ = ["MERGE_EVERY", "SQLiteStorage", "merge_ids", "path_from_url", "span_l
 
 _CHUNK = 500
 MERGE_EVERY = 100_000
+#: Where a slice of the id space starts: the first two bytes of an id, 0 to 65,535.
+_CURSOR_END = 1 << 16
 SPAN_ROWS = 1 << 16
 _UPSERT = (
     "INSERT INTO rollups (app, metric, day, subject, key, n) VALUES (?, ?, ?, ?, ?, ?) "
@@ -84,18 +89,50 @@ def path_from_url(url: str) -> str:
 
 
 def merge_ids(db: sqlite3.Connection) -> None:
-    """Insert the ids of the events above the mark into ``event_ids``; move the mark up.
+    """Insert the ids of the events above the mark into the id tables; move the mark up.
 
     Run inside a write transaction. Also for bulk loaders that write ``events`` directly.
+
+    While ``event_ids`` is small next to the merge, the ids go straight in, in one sorted pass.
+    Once it is larger, they go into ``event_ids_young`` and one slice of the id space, 1/k of
+    it, moves from there into ``event_ids``. A merge of m ids then dirties the young table (k
+    slices of about m/2 ids each) and 1/k of the big one (n ids): pages for about k*m/2 + n/k
+    ids, least at k = sqrt(2n/m), where a straight merge dirties pages for n ids once n is
+    past m. At 3 M ids, 100,000 per merge: 3.0 µs per id against 5.3 (``/tmp`` script).
     """
+    upto, merged, cursor = db.execute("SELECT upto, merged, cursor FROM id_merge").fetchone()
+    (top,) = db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()
+    if top <= upto:
+        return  # nothing above the mark
+    slices = round(math.sqrt(2 * merged / (top - upto)))
+    fresh = "SELECT id, hash FROM events WHERE rowid > ? ORDER BY id"
+    if slices <= 1:
+        added = db.execute(f"INSERT INTO event_ids {fresh}", (upto,)).rowcount
+        added += _move_young(db, 0, _CURSOR_END)  # what is left from larger days
+        cursor = 0
+    else:
+        db.execute(f"INSERT INTO event_ids_young {fresh}", (upto,))
+        end = min(cursor + -(-_CURSOR_END // slices), _CURSOR_END)
+        added = _move_young(db, cursor, end)
+        cursor = end % _CURSOR_END
     db.execute(
-        "INSERT INTO event_ids SELECT id, hash FROM events "
-        "WHERE rowid > (SELECT upto FROM id_merge) ORDER BY id"
+        "UPDATE id_merge SET upto = ?, merged = merged + ?, cursor = ?, "
+        "generation = generation + 1",
+        (top, added, cursor),
     )
-    db.execute(
-        "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events), "
-        "generation = generation + 1"
-    )
+
+
+def _move_young(db: sqlite3.Connection, low: int, high: int) -> int:
+    """Move the young ids whose first two bytes are in ``low..high-1`` into ``event_ids``."""
+    where, args = "id >= ?", [low.to_bytes(2, "big")]
+    if high < _CURSOR_END:
+        where += " AND id < ?"  # a blob's prefix sorts before every longer blob starting so
+        args.append(high.to_bytes(2, "big"))
+    moved: int = db.execute(
+        f"INSERT INTO event_ids SELECT id, hash FROM event_ids_young WHERE {where}", args
+    ).rowcount
+    db.execute(f"DELETE FROM event_ids_young WHERE {where}", args)
+    return moved
 
 
 def span_loaded_rows(db: sqlite3.Connection) -> None:
@@ -233,7 +270,7 @@ class SQLiteStorage(Storage):
             self._seen = rowid
 
     def _merge(self) -> None:
-        """Move the ids in memory into ``event_ids``: one sorted pass, each page written once."""
+        """Move the ids in memory into the id tables (:func:`merge_ids`)."""
         merge_ids(self._db)
         self._recent.clear()
         self._generation = None
@@ -304,7 +341,11 @@ class SQLiteStorage(Storage):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             found.update(
-                self._db.execute(f"SELECT id, hash FROM event_ids WHERE id IN ({marks})", chunk)
+                self._db.execute(
+                    f"SELECT id, hash FROM event_ids WHERE id IN ({marks}) UNION ALL "
+                    f"SELECT id, hash FROM event_ids_young WHERE id IN ({marks})",
+                    chunk + chunk,
+                )
             )
         return found
 
@@ -336,15 +377,17 @@ class SQLiteStorage(Storage):
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                merge_ids(db)  # every id in event_ids, so they go with their events
-                removed = 0
+                merge_ids(db)  # every id in the id tables, so they go with their events
+                removed = merged = 0
                 old = "FROM events WHERE rowid BETWEEN ? AND ? AND app = ? AND time < ?"
                 for low, high in db.execute(
                     "SELECT low, high FROM event_spans WHERE app = ? AND oldest < ?",
                     (app, before),
                 ).fetchall():
                     where = (low, high, app, before)
-                    db.execute(f"DELETE FROM event_ids WHERE id IN (SELECT id {old})", where)
+                    ids = f"WHERE id IN (SELECT id {old})"
+                    merged += db.execute(f"DELETE FROM event_ids {ids}", where).rowcount
+                    db.execute(f"DELETE FROM event_ids_young {ids}", where)
                     removed += db.execute(f"DELETE {old}", where).rowcount
                     (oldest,) = db.execute(
                         "SELECT min(time) FROM events WHERE rowid BETWEEN ? AND ? AND app = ?",
@@ -359,7 +402,9 @@ class SQLiteStorage(Storage):
                         )
                 # New rowids follow the highest left, which may be below the mark now.
                 db.execute(
-                    "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events)"
+                    "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events), "
+                    "merged = merged - ?",
+                    (merged,),
                 )
                 db.execute("DELETE FROM sessions WHERE app = ? AND day < ?", (app, before // 86400))
                 db.execute(
