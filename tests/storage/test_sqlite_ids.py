@@ -128,6 +128,33 @@ def test_two_collectors_on_one_file_see_each_others_events(tmp_path: Path) -> No
         assert b.store(APP, [command(9, hour=70), command(10, hour=70)]) == StoreResult(0, 2, 0)
 
 
+def test_a_purge_with_nothing_to_merge_still_tells_the_other_process(tmp_path: Path) -> None:
+    """A purge that lowers the mark must make the other process rebuild its memory even when
+    there was nothing to merge first, or it skips the rowids the purge frees (reused next)."""
+    url = f"sqlite:///{tmp_path / 'o.db'}?merge_every=4"
+    with open_storage(url) as a, open_storage(url) as b:
+        # The 4th id merges: nothing is above the mark. b has seen up to rowid 4.
+        early = [command(1, hour=48), command(2, hour=48), command(3), command(4)]
+        assert a.store(APP, early) == StoreResult(4, 0, 0)
+        assert b.store(APP, [command(1, hour=48)]) == StoreResult(0, 1, 0)
+        assert a.purge(APP, T0 + 3600) == 2  # rowids 3 and 4: the mark goes down to 2
+        assert a.store(APP, [command(5, hour=50)]) == StoreResult(1, 0, 0)  # rowid 3 again
+        assert b.store(APP, [command(5, hour=50)]) == StoreResult(0, 1, 0), "a retry via b"
+        for n in range(6, 12):  # merges still work: no id was stored twice
+            assert b.store(APP, [command(n, hour=50)]) == StoreResult(1, 0, 0)
+        assert stray_ids(url) == ([], [])
+
+
+def test_a_look_up_binds_few_variables(tmp_path: Path) -> None:
+    """SQLite before 3.32 allows 999 bound variables; a look-up of 600 ids must fit."""
+    url = f"sqlite:///{tmp_path / 'o.db'}?merge_every=5"
+    with open_storage(url) as db:
+        db.store(APP, [_spread(i) for i in range(10)])  # merged: the look-up goes to the tables
+        db._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # type: ignore[attr-defined]
+        fresh = [_spread(i) for i in range(10, 610)]
+        assert db.store(APP, fresh) == StoreResult(600, 0, 0)
+
+
 def test_a_purge_of_the_newest_rows_does_not_hide_new_ones(tmp_path: Path) -> None:
     """After a purge deletes the highest rowids, new events get rowids below the old mark."""
     path = tmp_path / "o.db"

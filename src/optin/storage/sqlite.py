@@ -337,8 +337,9 @@ class SQLiteStorage(Storage):
         found = {i: recent[i] for i in ids if i in recent}
         if found:
             ids = [i for i in ids if i not in found]
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
+        step = _CHUNK // 2  # each id is bound twice: at most 500 variables (SQLite < 3.32: 999)
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
             marks = ",".join("?" * len(chunk))
             found.update(
                 self._db.execute(
@@ -401,9 +402,11 @@ class SQLiteStorage(Storage):
                             (oldest, app, low),
                         )
                 # New rowids follow the highest left, which may be below the mark now.
+                # And the other processes must rebuild their memory (merge_ids may have had
+                # nothing to merge, so it moved nothing).
                 db.execute(
                     "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events), "
-                    "merged = merged - ?",
+                    "merged = merged - ?, generation = generation + 1",
                     (merged,),
                 )
                 db.execute("DELETE FROM sessions WHERE app = ? AND day < ?", (app, before // 86400))
