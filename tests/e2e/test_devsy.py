@@ -52,6 +52,11 @@ def devsy(tmp_path_factory: pytest.TempPathFactory) -> Any:
             carol.run("provider", "list", DEMO_DEVSY_UI="true").code,
             carol.run("context", "set-options", "-o", "IDE=pycharm").code,
             carol.run("up", "image:" + IMAGE).code,
+        ]
+        # The day's one background upload (spawned after the first recorded command) is over
+        # before the last commands, so some of their events are pending when the spool is read.
+        carol.wait_for_uploaders()
+        codes += [
             # Opted out by environment: this one is not recorded.
             carol.run("provider", "add", "kubernetes", DEMO_DEVSY_DISABLE_TELEMETRY="true").code,
             # Opted out for the default context: the command that sets it is still recorded,
