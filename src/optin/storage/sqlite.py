@@ -108,7 +108,8 @@ def merge_ids(db: sqlite3.Connection) -> None:
     fresh = "SELECT id, hash FROM events WHERE rowid > ? ORDER BY id"
     if slices <= 1:
         added = db.execute(f"INSERT INTO event_ids {fresh}", (upto,)).rowcount
-        added += _move_young(db, 0, _CURSOR_END)  # what is left from larger days
+        # Ids left young from when event_ids was larger (a purge shrank it) go in too.
+        added += _move_young(db, 0, _CURSOR_END)
         cursor = 0
     else:
         db.execute(f"INSERT INTO event_ids_young {fresh}", (upto,))
@@ -379,7 +380,7 @@ class SQLiteStorage(Storage):
             db.execute("BEGIN IMMEDIATE")
             try:
                 merge_ids(db)  # every id in the id tables, so they go with their events
-                removed = merged = 0
+                removed = dropped = 0  # events, and ids out of event_ids
                 old = "FROM events WHERE rowid BETWEEN ? AND ? AND app = ? AND time < ?"
                 for low, high in db.execute(
                     "SELECT low, high FROM event_spans WHERE app = ? AND oldest < ?",
@@ -387,7 +388,7 @@ class SQLiteStorage(Storage):
                 ).fetchall():
                     where = (low, high, app, before)
                     ids = f"WHERE id IN (SELECT id {old})"
-                    merged += db.execute(f"DELETE FROM event_ids {ids}", where).rowcount
+                    dropped += db.execute(f"DELETE FROM event_ids {ids}", where).rowcount
                     db.execute(f"DELETE FROM event_ids_young {ids}", where)
                     removed += db.execute(f"DELETE {old}", where).rowcount
                     (oldest,) = db.execute(
@@ -407,7 +408,7 @@ class SQLiteStorage(Storage):
                 db.execute(
                     "UPDATE id_merge SET upto = (SELECT coalesce(max(rowid), 0) FROM events), "
                     "merged = merged - ?, generation = generation + 1",
-                    (merged,),
+                    (dropped,),
                 )
                 db.execute("DELETE FROM sessions WHERE app = ? AND day < ?", (app, before // 86400))
                 db.execute(
