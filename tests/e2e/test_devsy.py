@@ -55,7 +55,7 @@ def devsy(tmp_path_factory: pytest.TempPathFactory) -> Any:
         ]
         # The day's one background upload (spawned after the first recorded command) is over
         # before the last commands, so some of their events are pending when the spool is read.
-        carol.wait_for_uploaders()
+        wait_until(lambda: not carol.uploading(), what="the background upload")
         codes += [
             # Opted out by environment: this one is not recorded.
             carol.run("provider", "add", "kubernetes", DEMO_DEVSY_DISABLE_TELEMETRY="true").code,

@@ -65,7 +65,7 @@ def dfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
             results.append(result)
         # The day's one background upload (spawned after "start") is over before the last
         # commands, so their events are pending when `telemetry show` runs.
-        alice.wait_for_uploaders()
+        wait_until(lambda: not alice.uploading(), what="the background upload")
         project = tmp / "alice" / "my-dapp"
         project.mkdir()
         (project / "dfx.json").write_text('{"canisters": {}}')

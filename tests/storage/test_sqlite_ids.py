@@ -28,10 +28,8 @@ def _marks(path: Path) -> tuple[int, int, int, int]:
     try:
         (upto,) = db.execute("SELECT upto FROM id_merge").fetchone()
         top, events = db.execute("SELECT coalesce(max(rowid), 0), count(*) FROM events").fetchone()
-        (merged,) = db.execute(
-            "SELECT (SELECT count(*) FROM event_ids) + (SELECT count(*) FROM event_ids_young)"
-        ).fetchone()
-        return upto, top, merged, events
+        big, young, _ = _tables(path)
+        return upto, top, big + young, events
     finally:
         db.close()
 

@@ -113,7 +113,7 @@ def merge_ids(db: sqlite3.Connection) -> None:
         cursor = 0
     else:
         db.execute(f"INSERT INTO event_ids_young {fresh}", (upto,))
-        end = min(cursor + -(-_CURSOR_END // slices), _CURSOR_END)
+        end = min(cursor + math.ceil(_CURSOR_END / slices), _CURSOR_END)
         added = _move_young(db, cursor, end)
         cursor = end % _CURSOR_END
     db.execute(
